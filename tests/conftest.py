@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny generated models (built once per session), specs, pipeline helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from model_factory import (
+    COLBERT_MODEL_NAME,
+    IMAGE_MODEL_NAME,
+    SPLADE_MODEL_NAME,
+    TINY_TEXT_MODEL_NAME,
+    make_colbert_model,
+    make_image_model,
+    make_splade_model,
+    make_text_model,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEXT_DIM = 16
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's keys or model folders."""
+    for name in list(os.environ):
+        if name.endswith("_API_KEY") or name == "QDRANT_BEAM_MODELS":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "text": make_text_model(root / "tiny-text", dim=TEXT_DIM, max_length=32),
+        "colbert": make_colbert_model(root / "colbert"),
+        "image": make_image_model(root / "clip"),
+        "splade": make_splade_model(root / "splade"),
+    }
+
+
+@pytest.fixture(scope="session")
+def models_map(model_dirs: dict[str, Path]) -> dict[str, Any]:
+    """The `models:` section of a spec for the tiny models."""
+    return {
+        TINY_TEXT_MODEL_NAME: {"path": str(model_dirs["text"]), "kind": "dense", "dim": TEXT_DIM},
+        COLBERT_MODEL_NAME: {"path": str(model_dirs["colbert"])},
+        IMAGE_MODEL_NAME: {"path": str(model_dirs["image"])},
+        SPLADE_MODEL_NAME: {"path": str(model_dirs["splade"])},
+    }
+
+
+def pipeline_options(*extra: str) -> PipelineOptions:
+    return PipelineOptions(["--runner=FnApiRunner", *extra])
+
+
+def run_collect(
+    build: Any, *, options: PipelineOptions | None = None
+) -> tuple[dict[str, list[Any]], Any]:
+    """Run ``build(pipeline) -> {name: pcoll}`` and return the collected outputs and result."""
+    collected: dict[str, list[Any]] = {}
+    pipeline = beam.Pipeline(options=options or pipeline_options())
+    outputs = build(pipeline)
+    for name, pcoll in outputs.items():
+        collected[name] = []
+        pcoll | f"Collect{name}" >> beam.ParDo(_Collector(name))
+    result = pipeline.run()
+    result.wait_until_finish()
+    collected.update({name: list(_Collector.sink.pop(name, [])) for name in outputs})
+    return collected, result
+
+
+class _Collector(beam.DoFn):
+    """Collects into a process-global dict; FnApiRunner runs in this process."""
+
+    sink: dict[str, list[Any]] = {}
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def process(self, element: Any) -> Iterator[None]:
+        _Collector.sink.setdefault(self._name, []).append(element)
+        return iter(())
+
+
+def counter(result: Any, name: str, namespace: str | None = None) -> int:
+    flt = MetricsFilter().with_name(name)
+    if namespace:
+        flt = flt.with_namespace(namespace)
+    return sum(c.committed for c in result.metrics().query(flt)["counters"])

@@ -1,0 +1,249 @@
+"""The inference engine: dedup, MRL, every vector kind, cache, truncation, bad inputs."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import TEXT_DIM
+from fastembed import LateInteractionTextEmbedding, TextEmbedding
+from model_factory import (
+    COLBERT_MODEL_NAME,
+    IMAGE_MODEL_NAME,
+    SPLADE_MODEL_NAME,
+    TINY_TEXT_MODEL_NAME,
+)
+from PIL import Image
+from qdrant_client import models
+
+from qdrant_beam.transforms.catalog import ModelCatalog
+from qdrant_beam.transforms.engine import EngineMetrics, InferenceEngine, ModelStore
+from qdrant_beam.transforms.errors import ModelNotFound
+from qdrant_beam.transforms.requests import mrl_truncate
+
+TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "vector search with payload filters",
+    "coffee in the morning and music at night",
+]
+
+
+class Counters(EngineMetrics):
+    """Records what the engine reports, instead of Beam's per-step metrics."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def observe(self, name: str, value: int) -> None:
+        pass
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+
+@pytest.fixture
+def counts() -> Counters:
+    return Counters()
+
+
+@pytest.fixture
+def engine(models_map: dict[str, Any], counts: Counters) -> InferenceEngine:
+    store = ModelStore(ModelCatalog.of(models_map))
+    return InferenceEngine(store, embed_batch_size=4, metrics=counts)
+
+
+def doc(text: str, model: str = TINY_TEXT_MODEL_NAME, **options: Any) -> models.Document:
+    return models.Document(text=text, model=model, options=options or None)
+
+
+def point(pid: int, **vectors: Any) -> models.PointStruct:
+    return models.PointStruct(id=pid, vector=vectors, payload={"n": pid})
+
+
+def test_duplicates_cost_one_model_input(engine: InferenceEngine, counts: Counters) -> None:
+    points = [point(i, dense=doc(TEXTS[i % 3]), again=doc(TEXTS[i % 3])) for i in range(12)]
+    done, failed = engine.resolve(points)
+    assert not failed and len(done) == 12
+    assert counts["inference_objects"] == 24
+    assert counts["unique_inputs"] == 3
+    assert counts["model_inputs"] == 3
+    assert counts["model_calls"] == 1
+    assert done[0].vector["dense"] == done[3].vector["again"]
+
+
+def test_whitespace_and_normal_form_variants_share_a_key(engine: InferenceEngine, counts: Counters) -> None:
+    points = [point(0, v=doc("café")), point(1, v=doc("  cafe\u0301 "))]
+    done, _ = engine.resolve(points)
+    assert counts["model_inputs"] == 1
+    assert done[0].vector["v"] == done[1].vector["v"]
+
+
+def test_vectors_match_fastembed_directly(
+    engine: InferenceEngine, model_dirs: dict[str, Path]
+) -> None:
+    done, _ = engine.resolve([point(i, v=doc(t)) for i, t in enumerate(TEXTS)])
+    direct = TextEmbedding(
+        TINY_TEXT_MODEL_NAME, specific_model_path=str(model_dirs["text"]), local_files_only=True
+    )
+    for got, want in zip(done, direct.embed(TEXTS)):
+        np.testing.assert_allclose(got.vector["v"], want, atol=1e-6)
+
+
+def test_mrl_sizes_come_from_one_call_and_are_truncated_and_renormalised(
+    engine: InferenceEngine, counts: Counters
+) -> None:
+    text = TEXTS[0]
+    p = point(0, full=doc(text), m8=doc(text, mrl=8), m4=doc(text, mrl=4))
+    (done,), _ = engine.resolve([p])
+    assert counts["model_inputs"] == 1 and counts["model_calls"] == 1
+    full = np.asarray(done.vector["full"])
+    assert full.shape == (TEXT_DIM,)
+    for name, k in (("m8", 8), ("m4", 4)):
+        small = np.asarray(done.vector[name])
+        assert small.shape == (k,)
+        assert np.linalg.norm(small) == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_allclose(small, full[:k] / np.linalg.norm(full[:k]), atol=1e-6)
+
+
+def test_mrl_truncate_handles_zero_vectors() -> None:
+    assert mrl_truncate(np.zeros(8), 4).tolist() == [0.0] * 4
+
+
+def test_every_vector_kind_has_qdrant_shape(engine: InferenceEngine, tmp_path: Path) -> None:
+    image_path = tmp_path / "red.png"
+    Image.new("RGB", (64, 48), "red").save(image_path)
+    p = point(
+        7,
+        dense=doc(TEXTS[1]),
+        bm25=doc(TEXTS[1], model="qdrant/bm25"),
+        splade=doc(TEXTS[1], model=SPLADE_MODEL_NAME),
+        colbert=doc(TEXTS[1], model=COLBERT_MODEL_NAME),
+        image=models.Image(image=str(image_path), model=IMAGE_MODEL_NAME),
+    )
+    (done,), failed = engine.resolve([p])
+    assert not failed
+    vectors = done.vector
+    assert len(vectors["dense"]) == TEXT_DIM and isinstance(vectors["dense"][0], float)
+    for sparse in ("bm25", "splade"):
+        assert isinstance(vectors[sparse], models.SparseVector)
+        assert len(vectors[sparse].indices) == len(vectors[sparse].values) > 0
+        assert len(set(vectors[sparse].indices)) == len(vectors[sparse].indices)
+    colbert = vectors["colbert"]
+    assert isinstance(colbert, list) and len(colbert) > 1 and len(colbert[0]) == 128
+    assert len(vectors["image"]) == 512
+    assert done.payload == {"n": 7} and done.id == 7
+    # The result is a valid qdrant-client point, shaped as the client shapes them.
+    models.PointStruct.model_validate(done.model_dump())
+
+
+def test_unnamed_vector_and_inference_object(engine: InferenceEngine, counts: Counters) -> None:
+    plain = models.PointStruct(id=1, vector=doc(TEXTS[0]))
+    custom = models.PointStruct(
+        id=2, vector={"v": models.InferenceObject(object=TEXTS[0], model=TINY_TEXT_MODEL_NAME)}
+    )
+    done, failed = engine.resolve([plain, custom])
+    assert not failed
+    assert done[0].vector == done[1].vector["v"]
+    assert counts["model_inputs"] == 1
+
+
+def test_plain_vectors_pass_through_untouched(engine: InferenceEngine) -> None:
+    p = point(3, given=[0.1, 0.2], inferred=doc(TEXTS[2]))
+    (done,), _ = engine.resolve([p])
+    assert done.vector["given"] == [0.1, 0.2]
+    assert len(done.vector["inferred"]) == TEXT_DIM
+
+
+def test_query_and_passage_embeddings_differ_where_the_model_differs(
+    engine: InferenceEngine, counts: Counters, model_dirs: dict[str, Path]
+) -> None:
+    p = point(
+        1,
+        passage=doc(TEXTS[0], model=COLBERT_MODEL_NAME),
+        query=doc(TEXTS[0], model=COLBERT_MODEL_NAME, input_type="query"),
+    )
+    (done,), _ = engine.resolve([p])
+    assert counts["model_calls"] == 2  # query and passage are different calls
+    direct = LateInteractionTextEmbedding(
+        COLBERT_MODEL_NAME, specific_model_path=str(model_dirs["colbert"]), local_files_only=True
+    )
+    np.testing.assert_allclose(done.vector["query"], next(direct.query_embed([TEXTS[0]])), atol=1e-6)
+    np.testing.assert_allclose(done.vector["passage"], next(direct.embed([TEXTS[0]])), atol=1e-6)
+
+
+def test_long_text_is_truncated_and_counted_not_failed(engine: InferenceEngine, counts: Counters) -> None:
+    long_text = " ".join(["vector"] * 500)  # the tiny model's context is 32 tokens
+    done, failed = engine.resolve([point(0, v=doc(long_text)), point(1, v=doc(TEXTS[0]))])
+    assert not failed and len(done) == 2
+    assert counts["truncated_inputs"] == 1
+
+
+def test_cache_answers_repeats_across_batches(
+    models_map: dict[str, Any], counts: Counters
+) -> None:
+    engine = InferenceEngine(ModelStore(ModelCatalog.of(models_map), cache_size=2), metrics=counts)
+    first, _ = engine.resolve([point(0, v=doc(TEXTS[0]))])
+    second, _ = engine.resolve([point(1, v=doc(TEXTS[0])), point(2, v=doc(TEXTS[1]))])
+    assert counts["cache_hits"] == 1
+    assert counts["model_inputs"] == 2
+    assert first[0].vector == second[0].vector
+    engine.resolve([point(3, v=doc(TEXTS[2]))])  # evicts TEXTS[0] (LRU, 2 entries)
+    before = counts["cache_hits"]
+    engine.resolve([point(4, v=doc(TEXTS[0]))])
+    assert counts["cache_hits"] == before
+
+
+def test_bad_inputs_go_to_dead_letters_and_the_batch_lands(engine: InferenceEngine, counts: Counters) -> None:
+    good = [point(i, v=doc(t)) for i, t in enumerate(TEXTS)]
+    bad = [
+        point(10, v=doc("   ")),
+        point(11, v=doc("fine"), w=doc("x", model="no/such-model")),
+        point(12, v=doc("fine", mrl=0)),
+        point(13, v=doc("fine", unknown_option=1)),
+        point(14, v=models.Image(image=b"not an image", model=IMAGE_MODEL_NAME)),
+        point(15, v=models.Document.model_construct(text=42, model=TINY_TEXT_MODEL_NAME)),
+    ]
+    done, failed = engine.resolve(good[:2] + bad + good[2:])
+    assert sorted(p.id for p in done) == [0, 1, 2]
+    reasons = {f.record.id: (f.stage, f.error_type, f.message) for f in failed}
+    assert sorted(reasons) == [10, 11, 12, 13, 14, 15]
+    assert reasons[10][1:] == ("InvalidRecord", "document text is empty or whitespace")
+    assert "unknown model 'no/such-model'" in reasons[11][2]
+    assert "mrl must be a positive integer" in reasons[12][2]
+    assert "option 'unknown_option' is not understood" in reasons[13][2]
+    assert reasons[14][1] == "InvalidImage" and "cannot identify image" in reasons[14][2]
+    assert "must be a string" in reasons[15][2]
+    assert all(stage == "inference" for stage, _, _ in reasons.values())
+    assert counts["dead_letters"] == 6 and counts["points_resolved"] == 3
+
+
+def test_missing_model_fails_fast_and_names_the_folders(tmp_path: Path) -> None:
+    catalog = ModelCatalog.of(
+        {"sentence-transformers/all-MiniLM-L6-v2": str(tmp_path / "nowhere")},
+        [str(tmp_path / "search")],
+    )
+    engine = InferenceEngine(ModelStore(catalog))
+    started = time.monotonic()
+    with pytest.raises(ModelNotFound) as err:
+        engine.resolve([point(0, v=doc("x", model="sentence-transformers/all-MiniLM-L6-v2"))])
+    assert time.monotonic() - started < 5
+    message = str(err.value)
+    assert "'sentence-transformers/all-MiniLM-L6-v2'" in message
+    assert str(tmp_path / "nowhere") in message
+    assert str(tmp_path / "search" / "sentence-transformers--all-MiniLM-L6-v2") in message
+    assert "model_optimized.onnx" not in message and "model.onnx" in message
+
+
+def test_models_load_once_per_store(models_map: dict[str, Any]) -> None:
+    store = ModelStore(ModelCatalog.of(models_map))
+    a, b = InferenceEngine(store), InferenceEngine(store)
+    a.resolve([point(0, v=doc(TEXTS[0]))])
+    b.resolve([point(1, v=doc(TEXTS[1]))])
+    assert len(store._models) == 1

@@ -1,0 +1,150 @@
+"""Turn one record into a ``PointStruct`` whose vectors are inference objects.
+
+Pure functions over a validated spec, so the DoFn in ``records_to_points`` stays thin and
+the rules (ids, payload, input checks) are unit-testable without Beam.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from qdrant_client import models
+
+from qdrant_beam.transforms.backends.registry import InputKind
+from qdrant_beam.transforms.errors import InvalidRecord
+from qdrant_beam.transforms.spec import PointsSpec
+from qdrant_beam.transforms.templates import Template, as_text
+
+__all__ = ["RecordMapper", "point_id"]
+
+_MAX_UINT64 = 2**64 - 1
+
+
+def point_id(key: Any, *, collection: str, namespace: uuid.UUID) -> int | str:
+    """Qdrant point id for a record key: integers and UUIDs as they are, else a UUIDv5.
+
+    A string of decimal digits without leading zeros counts as an integer, so that the same
+    record read from CSV (all strings) and from JSONL gets the same id.
+    """
+    if isinstance(key, bool):
+        raise InvalidRecord(f"point id must be an integer or a string, got bool {key!r}")
+    if isinstance(key, int):
+        if 0 <= key <= _MAX_UINT64:
+            return key
+        return str(uuid.uuid5(namespace, f"{collection}/{key}"))
+    if isinstance(key, uuid.UUID):
+        return str(key)
+    if isinstance(key, (bytes, bytearray)):
+        key = as_text(key, "id")
+    if not isinstance(key, str):
+        raise InvalidRecord(f"point id must be an integer or a string, got {type(key).__name__}")
+    if not key.strip():
+        raise InvalidRecord("point id is empty")
+    if key.isdecimal() and key.isascii() and (key == "0" or not key.startswith("0")):
+        value = int(key)
+        if value <= _MAX_UINT64:
+            return value
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return str(uuid.uuid5(namespace, f"{collection}/{key}"))
+
+
+def jsonable(value: Any, field: str) -> Any:
+    """A payload value Qdrant can store; dates become ISO strings, bytes are refused."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRecord(f"payload field {field!r} holds a non-finite float {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, f"{field}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, field) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return jsonable(float(value), field)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return jsonable(value.item(), field)
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays
+        return jsonable(value.tolist(), field)
+    raise InvalidRecord(
+        f"payload field {field!r} holds {type(value).__name__}, which Qdrant cannot store; "
+        f"add it to payload.exclude"
+    )
+
+
+class RecordMapper:
+    """Maps records to points for one spec; construct once per worker."""
+
+    def __init__(self, spec: PointsSpec) -> None:
+        self._spec = spec
+        self._id = Template.parse(spec.id)
+        self._vectors = [
+            (name, vector, Template.parse(vector.template)) for name, vector in spec.vectors.items()
+        ]
+
+    def to_point(self, record: Any) -> models.PointStruct:
+        """Raises ``InvalidRecord`` naming the field and the problem."""
+        if not isinstance(record, Mapping):
+            raise InvalidRecord(f"a record must be a mapping, got {type(record).__name__}")
+        key = self._id.render_raw(record)
+        pid = point_id(key, collection=self._spec.collection, namespace=self._spec.id_namespace)
+        vectors: dict[str, Any] = {}
+        for name, vector, template in self._vectors:
+            options = dict(vector.options) or None
+            if vector.input_kind is InputKind.TEXT:
+                text = template.render_text(record)
+                if not text.strip():
+                    raise InvalidRecord(
+                        f"vector {name!r}: text from {template.source!r} is empty or whitespace"
+                    )
+                vectors[name] = models.Document(text=text, model=vector.model, options=options)
+            else:
+                vectors[name] = models.Image(
+                    image=self._image_value(name, template, record),
+                    model=vector.model,
+                    options=options,
+                )
+        return models.PointStruct(id=pid, vector=vectors, payload=self._payload(record))
+
+    @staticmethod
+    def _image_value(name: str, template: Template, record: Mapping[str, Any]) -> Any:
+        value = template.render_raw(record)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            if not value:
+                raise InvalidRecord(f"vector {name!r}: image bytes are empty")
+            return bytes(value)
+        if not isinstance(value, str):
+            raise InvalidRecord(
+                f"vector {name!r}: image field must be a URL, path, base64 string or bytes, "
+                f"got {type(value).__name__}"
+            )
+        if not value.strip():
+            raise InvalidRecord(f"vector {name!r}: image from {template.source!r} is empty")
+        return value
+
+    def _payload(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        spec = self._spec.payload
+        keys = spec.include if spec.include is not None else list(record)
+        excluded = set(spec.exclude)
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key in excluded or key not in record:
+                continue
+            value = record[key]
+            if isinstance(value, (bytes, bytearray)) and spec.include is None:
+                # Raw bytes (an image, say) cannot be payload; keep them out unless asked for.
+                continue
+            out[str(key)] = jsonable(value, str(key))
+        return out
+

@@ -1,0 +1,101 @@
+"""Inference-object options understood by local models, split by when they act.
+
+* load options pick the model instance (a folder, BM25 parameters): objects that differ in
+  them cannot share a model call;
+* call options change how the call is made (query or passage embedding);
+* ``mrl`` acts after the call: it truncates a dense vector, so it never splits a call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from qdrant_beam.transforms.backends.registry import Family, ModelInfo, VectorKind
+from qdrant_beam.transforms.errors import UnsupportedOption
+
+__all__ = ["MRL", "SplitOptions", "canonical_json", "split_options"]
+
+MRL = "mrl"
+INPUT_TYPE = "input_type"
+SPECIFIC_MODEL_PATH = "specific_model_path"
+
+_QUERY_TYPES = {"query", "search_query"}
+_PASSAGE_TYPES = {"passage", "document", "search_document"}
+_BM25_LOAD = {"k", "b", "avg_len", "language", "disable_stemmer", "token_max_length"}
+_FAMILY_LOAD = {
+    Family.TEXT: {SPECIFIC_MODEL_PATH},
+    Family.LATE_INTERACTION: {SPECIFIC_MODEL_PATH},
+    Family.IMAGE: {SPECIFIC_MODEL_PATH},
+    Family.SPARSE: {SPECIFIC_MODEL_PATH},
+}
+
+
+def canonical_json(value: Any) -> str:
+    """A stable text form of options for keys: sorted keys, no whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitOptions:
+    """Options of one inference object, split by when they act."""
+
+    load: tuple[tuple[str, Any], ...]
+    is_query: bool
+    mrl: int | None
+
+    @property
+    def load_dict(self) -> dict[str, Any]:
+        return dict(self.load)
+
+
+def split_options(info: ModelInfo, options: Mapping[str, Any] | None) -> SplitOptions:
+    """Validate ``options`` for ``info``'s model; raises ``UnsupportedOption`` naming the fix."""
+    options = dict(options or {})
+    allowed_load = set(_FAMILY_LOAD[info.family])
+    if info.is_bm25:
+        allowed_load |= _BM25_LOAD
+    load: dict[str, Any] = {}
+    is_query = False
+    mrl: int | None = None
+    for key, value in options.items():
+        if key == MRL:
+            mrl = _mrl(info, value)
+        elif key == INPUT_TYPE:
+            if value in _QUERY_TYPES:
+                is_query = True
+            elif value not in _PASSAGE_TYPES:
+                raise UnsupportedOption(
+                    f"option input_type={value!r} for model {info.name!r}: use 'passage' "
+                    f"(the default, for indexing) or 'query'"
+                )
+        elif key in allowed_load:
+            load[key] = value
+        else:
+            allowed = sorted(allowed_load | {INPUT_TYPE} | ({MRL} if _mrl_ok(info) else set()))
+            raise UnsupportedOption(
+                f"option {key!r} is not understood by the local model {info.name!r}; "
+                f"supported options: {', '.join(allowed)}"
+            )
+    return SplitOptions(tuple(sorted(load.items())), is_query, mrl)
+
+
+def _mrl_ok(info: ModelInfo) -> bool:
+    return info.vector_kind is VectorKind.DENSE
+
+
+def _mrl(info: ModelInfo, value: Any) -> int:
+    if not _mrl_ok(info):
+        raise UnsupportedOption(
+            f"option mrl applies to dense vectors only; model {info.name!r} makes "
+            f"{info.vector_kind.value} vectors"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UnsupportedOption(f"option mrl must be a positive integer, got {value!r}")
+    if info.dim is not None and value > info.dim:
+        raise UnsupportedOption(
+            f"option mrl={value} exceeds the size {info.dim} of model {info.name!r}"
+        )
+    return value

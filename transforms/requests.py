@@ -1,0 +1,139 @@
+"""Inference objects as requests: the dedup key, the call group, and the vector shapes back.
+
+Two objects with the same key (kind, model, normalised input, options without ``mrl``) are
+computed once; objects in the same call group share one model call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import unicodedata
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from qdrant_beam.transforms.backends.registry import (
+    InputKind,
+    ModelInfo,
+    VectorKind,
+    default_input_kind,
+)
+from qdrant_beam.transforms.catalog import ModelCatalog
+from qdrant_beam.transforms.errors import InvalidImage, InvalidRecord, PermanentError
+from qdrant_beam.transforms.options import canonical_json, split_options
+
+__all__ = [
+    "INFERENCE_TYPES",
+    "CallGroup",
+    "Request",
+    "mrl_truncate",
+    "to_qdrant_vector",
+    "to_request",
+]
+
+INFERENCE_TYPES = (models.Document, models.Image, models.InferenceObject)
+
+#: Image strings longer than this are keyed by their digest, to keep keys small.
+_INLINE_KEY_CHARS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class CallGroup:
+    """Requests that one model call can serve together."""
+
+    model: str
+    input_kind: InputKind
+    load: tuple[tuple[str, Any], ...]
+    is_query: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    key: Hashable
+    group: CallGroup
+    info: ModelInfo
+    value: Any
+    mrl: int | None
+    size: int
+
+
+def _normalise_text(text: Any) -> str:
+    """The key form of a text (NFC, stripped); the model still sees the text as given."""
+    if not isinstance(text, str):
+        raise InvalidRecord(f"document text must be a string, got {type(text).__name__}")
+    normal = unicodedata.normalize("NFC", text).strip()
+    if not normal:
+        raise InvalidRecord("document text is empty or whitespace")
+    return normal
+
+
+def _image_key(value: Any) -> tuple[Any, int]:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if not data:
+            raise InvalidImage("image bytes are empty")
+        return "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise InvalidImage("image string is empty")
+        if len(text) > _INLINE_KEY_CHARS:
+            return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), len(text)
+        return text, len(text)
+    raise InvalidImage(
+        f"image input must be a URL, path, base64 string or bytes, got {type(value).__name__}"
+    )
+
+
+def to_request(obj: Any, catalog: ModelCatalog) -> Request:
+    """Validate one inference object; raises ``PermanentError`` (including ``SpecError``)."""
+    if isinstance(obj, models.Document):
+        kind, raw = InputKind.TEXT, obj.text
+    elif isinstance(obj, models.Image):
+        kind, raw = InputKind.IMAGE, obj.image
+    elif isinstance(obj, models.InferenceObject):
+        raw = obj.object
+        kind = default_input_kind(obj.model, prefer_image=isinstance(raw, (bytes, bytearray)))
+    else:
+        raise InvalidRecord(f"not an inference object: {type(obj).__name__}")
+    options = obj.options
+    if isinstance(options, models.Bm25Config):
+        options = options.model_dump(exclude_none=True)
+    info = catalog.describe(obj.model, kind)
+    split = split_options(info, options)
+    if kind is InputKind.TEXT:
+        ident = _normalise_text(raw)
+        value, size = raw, len(ident)
+    else:
+        value = raw
+        ident, size = _image_key(raw)
+    group = CallGroup(info.name, kind, split.load, split.is_query)
+    key = (kind.value, info.name.lower(), ident, canonical_json(split.load), split.is_query)
+    return Request(key, group, info, value, split.mrl, size)
+
+
+def mrl_truncate(vector: np.ndarray, dims: int) -> np.ndarray:
+    """First ``dims`` dimensions, L2-normalised again (Matryoshka truncation)."""
+    head = np.asarray(vector[:dims], dtype=np.float32)
+    norm = float(np.linalg.norm(head))
+    return head / norm if norm > 0 else head
+
+
+def to_qdrant_vector(info: ModelInfo, raw: Any, mrl: int | None) -> Any:
+    """The vector in the shape ``qdrant_client.models`` uses for ``info``'s kind."""
+    if info.vector_kind is VectorKind.SPARSE:
+        indices, values = raw
+        return models.SparseVector(indices=indices.tolist(), values=values.tolist())
+    if info.vector_kind is VectorKind.MULTIVECTOR:
+        return np.asarray(raw).tolist()
+    vector = np.asarray(raw)
+    if mrl is not None:
+        if mrl > vector.shape[0]:
+            raise PermanentError(
+                f"mrl={mrl} exceeds the {vector.shape[0]} dimensions model {info.name!r} returned"
+            )
+        vector = mrl_truncate(vector, mrl)
+    return vector.tolist()

@@ -1,0 +1,197 @@
+"""The spec: how a record becomes a Qdrant point, validated in full before a pipeline starts.
+
+Example (YAML)::
+
+    collection: articles
+    id: "{doc_id}"
+    payload: {exclude: [body]}
+    vectors:
+      dense: {text: "{title}. {body}", model: sentence-transformers/all-MiniLM-L6-v2}
+      dense_64: {text: "{title}. {body}", model: sentence-transformers/all-MiniLM-L6-v2,
+                 options: {mrl: 64}}
+      bm25: {text: "{title}. {body}", model: qdrant/bm25}
+    models:
+      sentence-transformers/all-MiniLM-L6-v2: {path: models/all-MiniLM-L6-v2}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from qdrant_beam.transforms.backends.registry import InputKind, ModelInfo, VectorKind
+from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
+from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
+from qdrant_beam.transforms.options import SplitOptions, split_options
+from qdrant_beam.transforms.templates import Template
+
+__all__ = ["LocalModel", "PayloadSpec", "PointsSpec", "VectorSpec", "load_spec"]
+
+#: Default namespace of UUIDv5 point ids; change it with ``id_namespace``.
+DEFAULT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-6d55-5b8e-9a4e-2f2b8a7a0b5e")
+
+Distance = Literal["Cosine", "Dot", "Euclid", "Manhattan"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VectorSpec(_Strict):
+    """One named vector, written as an inference object: an input template, a model, options."""
+
+    text: str | None = Field(None, description="Text template over record fields: '{title}'.")
+    image: str | None = Field(
+        None,
+        description="Image template: a field holding a URL, path, base64, data URL or bytes.",
+    )
+    model: str = Field(..., description="Model name, routed as in Qdrant's Inference API.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Model options, e.g. {mrl: 64, input_type: query}."
+    )
+    distance: Distance = Field("Cosine", description="Distance of a dense or multi-vector.")
+    on_disk: bool | None = Field(None, description="Keep this vector on disk.")
+    modifier: Literal["idf", "none"] | None = Field(
+        None, description="Sparse vectors only; defaults to 'idf' for models that need it."
+    )
+    multivector_comparator: Literal["max_sim"] = Field(
+        "max_sim", description="Comparator of a multi-vector."
+    )
+
+    @property
+    def input_kind(self) -> InputKind:
+        return InputKind.TEXT if self.text is not None else InputKind.IMAGE
+
+    @property
+    def template(self) -> str:
+        return self.text if self.text is not None else self.image  # type: ignore[return-value]
+
+
+class PayloadSpec(_Strict):
+    """Which record fields become payload; by default all of them."""
+
+    include: list[str] | None = Field(None, description="Fields to keep; null keeps all.")
+    exclude: list[str] = Field(default_factory=list, description="Fields to drop.")
+
+
+class PointsSpec(_Strict):
+    """The whole mapping from a record to a point in one collection."""
+
+    collection: str = Field(..., min_length=1, description="Qdrant collection name.")
+    id: str = Field(
+        ...,
+        description="Id template, e.g. '{doc_id}'. Integers and UUIDs are kept; any other key "
+        "becomes a deterministic UUIDv5.",
+    )
+    id_namespace: uuid.UUID = Field(
+        DEFAULT_ID_NAMESPACE, description="Namespace of UUIDv5 ids built from other keys."
+    )
+    payload: PayloadSpec = Field(default_factory=PayloadSpec)
+    vectors: dict[str, VectorSpec] = Field(..., min_length=1, description="Named vectors.")
+    models: dict[str, LocalModel] = Field(
+        default_factory=dict, description="Model name -> local folder (and custom model facts)."
+    )
+    model_search_paths: list[str] = Field(
+        default_factory=list,
+        description="Folders searched for models not mapped under `models:`; "
+        "$QDRANT_BEAM_MODELS adds more.",
+    )
+
+    _infos: dict[str, ModelInfo] = PrivateAttr(default_factory=dict)
+    _splits: dict[str, SplitOptions] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> PointsSpec:
+        _parse(self.id, "id")
+        for name, vector in self.vectors.items():
+            where = f"vectors.{name}"
+            if not name:
+                raise ValueError("vectors: a vector name may not be empty")
+            if (vector.text is None) == (vector.image is None):
+                raise ValueError(f"{where}: give exactly one of `text` or `image`")
+            _parse(vector.template, f"{where}.{vector.input_kind.value}")
+            try:
+                info = self.catalog().describe(vector.model, vector.input_kind)
+                split = split_options(info, vector.options)
+            except QdrantBeamError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            if vector.modifier is not None and info.vector_kind is not VectorKind.SPARSE:
+                raise ValueError(f"{where}.modifier: only sparse vectors take a modifier")
+            self._infos[name] = info
+            self._splits[name] = split
+        return self
+
+    def catalog(self) -> ModelCatalog:
+        """Where this spec's models are; what ``ResolveInference`` loads them from."""
+        return ModelCatalog(self.models, tuple(self.model_search_paths))
+
+    def split_options(self, vector: str) -> SplitOptions:
+        return self._splits[vector]
+
+    def model_info(self, vector: str) -> ModelInfo:
+        return self._infos[vector]
+
+    def vector_size(self, vector: str) -> int | None:
+        """Size of a dense or multi-vector (MRL applied); None for sparse vectors."""
+        info = self._infos[vector]
+        if info.vector_kind is VectorKind.SPARSE:
+            return None
+        return self._splits[vector].mrl or info.dim
+
+    def sparse_modifier(self, vector: str) -> str | None:
+        if self._infos[vector].vector_kind is not VectorKind.SPARSE:
+            return None
+        explicit = self.vectors[vector].modifier
+        if explicit is not None:
+            return explicit
+        return "idf" if self._infos[vector].requires_idf else "none"
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema()
+
+
+def _parse(template: str, where: str) -> Template:
+    try:
+        return Template.parse(template)
+    except SpecError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def load_spec(source: str | os.PathLike[str] | dict[str, Any]) -> PointsSpec:
+    """Load and validate a spec from a YAML/JSON file, or a dict.
+
+    Raises:
+        SpecError: with every problem, each prefixed by the field it is in.
+    """
+    if isinstance(source, dict):
+        data: Any = source
+        origin = "spec"
+    else:
+        path = Path(source)
+        origin = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"cannot read spec {origin}: {exc}") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise SpecError(f"spec {origin} is not valid {path.suffix[1:] or 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"spec {origin} must be a mapping, got {type(data).__name__}")
+    try:
+        return PointsSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{loc}: {msg}" if loc else msg)
+        raise SpecError(f"invalid spec {origin}:\n  " + "\n  ".join(problems)) from None
