@@ -65,10 +65,15 @@ def pipeline_options(*extra: str) -> PipelineOptions:
 def run_collect(
     build: Any, *, options: PipelineOptions | None = None
 ) -> tuple[dict[str, list[Any]], Any]:
-    """Run ``build(pipeline) -> {name: pcoll}`` and return the collected outputs and result."""
+    """Run ``build(pipeline)`` and return its outputs, collected by name, and the result.
+
+    ``build`` returns ``{name: pcoll}`` or a transform's named tuple of outputs.
+    """
     collected: dict[str, list[Any]] = {}
     pipeline = beam.Pipeline(options=options or pipeline_options())
     outputs = build(pipeline)
+    if hasattr(outputs, "_asdict"):
+        outputs = outputs._asdict()
     for name, pcoll in outputs.items():
         collected[name] = []
         pcoll | f"Collect{name}" >> beam.ParDo(_Collector(name))

@@ -355,9 +355,7 @@ def test_resolve_inference_bm25_matches_qdrant(qdrant_bm25: Any) -> None:
     engine = InferenceEngine(ModelStore(ModelCatalog()))
     texts = list(AGREEING_TEXTS.values())
     points = [
-        models.PointStruct(
-            id=i, vector={"bm25": models.Document(text=text, model="qdrant/bm25")}
-        )
+        models.PointStruct(id=i, vector={"bm25": models.Document(text=text, model="qdrant/bm25")})
         for i, text in enumerate(texts)
         if text.strip()
     ]

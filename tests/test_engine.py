@@ -78,7 +78,9 @@ def test_duplicates_cost_one_model_input(engine: InferenceEngine, counts: Counte
     assert done[0].vector["dense"] == done[3].vector["again"]
 
 
-def test_whitespace_and_normal_form_variants_share_a_key(engine: InferenceEngine, counts: Counters) -> None:
+def test_whitespace_and_normal_form_variants_share_a_key(
+    engine: InferenceEngine, counts: Counters
+) -> None:
     points = [point(0, v=doc("café")), point(1, v=doc("  cafe\u0301 "))]
     done, _ = engine.resolve(points)
     assert counts["model_inputs"] == 1
@@ -92,7 +94,7 @@ def test_vectors_match_fastembed_directly(
     direct = TextEmbedding(
         TINY_TEXT_MODEL_NAME, specific_model_path=str(model_dirs["text"]), local_files_only=True
     )
-    for got, want in zip(done, direct.embed(TEXTS)):
+    for got, want in zip(done, direct.embed(TEXTS), strict=True):
         np.testing.assert_allclose(got.vector["v"], want, atol=1e-6)
 
 
@@ -174,20 +176,22 @@ def test_query_and_passage_embeddings_differ_where_the_model_differs(
     direct = LateInteractionTextEmbedding(
         COLBERT_MODEL_NAME, specific_model_path=str(model_dirs["colbert"]), local_files_only=True
     )
-    np.testing.assert_allclose(done.vector["query"], next(direct.query_embed([TEXTS[0]])), atol=1e-6)
+    np.testing.assert_allclose(
+        done.vector["query"], next(direct.query_embed([TEXTS[0]])), atol=1e-6
+    )
     np.testing.assert_allclose(done.vector["passage"], next(direct.embed([TEXTS[0]])), atol=1e-6)
 
 
-def test_long_text_is_truncated_and_counted_not_failed(engine: InferenceEngine, counts: Counters) -> None:
+def test_long_text_is_truncated_and_counted_not_failed(
+    engine: InferenceEngine, counts: Counters
+) -> None:
     long_text = " ".join(["vector"] * 500)  # the tiny model's context is 32 tokens
     done, failed = engine.resolve([point(0, v=doc(long_text)), point(1, v=doc(TEXTS[0]))])
     assert not failed and len(done) == 2
     assert counts["truncated_inputs"] == 1
 
 
-def test_cache_answers_repeats_across_batches(
-    models_map: dict[str, Any], counts: Counters
-) -> None:
+def test_cache_answers_repeats_across_batches(models_map: dict[str, Any], counts: Counters) -> None:
     engine = InferenceEngine(ModelStore(ModelCatalog.of(models_map), cache_size=2), metrics=counts)
     first, _ = engine.resolve([point(0, v=doc(TEXTS[0]))])
     second, _ = engine.resolve([point(1, v=doc(TEXTS[0])), point(2, v=doc(TEXTS[1]))])
@@ -200,7 +204,9 @@ def test_cache_answers_repeats_across_batches(
     assert counts["cache_hits"] == before
 
 
-def test_bad_inputs_go_to_dead_letters_and_the_batch_lands(engine: InferenceEngine, counts: Counters) -> None:
+def test_bad_inputs_go_to_dead_letters_and_the_batch_lands(
+    engine: InferenceEngine, counts: Counters
+) -> None:
     good = [point(i, v=doc(t)) for i, t in enumerate(TEXTS)]
     bad = [
         point(10, v=doc("   ")),

@@ -44,7 +44,10 @@ def test_loads_yaml_and_json_alike(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("vectors", "expected"),
     [
-        ({"v": {"text": "{a}", "model": "no/such-model"}}, "vectors.v: unknown model 'no/such-model'"),
+        (
+            {"v": {"text": "{a}", "model": "no/such-model"}},
+            "vectors.v: unknown model 'no/such-model'",
+        ),
         (
             {"v": {"text": "{a}", "image": "{b}", "model": "qdrant/bm25"}},
             "vectors.v: give exactly one of `text` or `image`",
@@ -52,7 +55,10 @@ def test_loads_yaml_and_json_alike(tmp_path: Path) -> None:
         ({"v": {"model": "qdrant/bm25"}}, "vectors.v: give exactly one of `text` or `image`"),
         ({"v": {"text": "no fields", "model": "qdrant/bm25"}}, "vectors.v.text: template"),
         ({"v": {"text": "{a!r}", "model": "qdrant/bm25"}}, "may not carry a format spec"),
-        ({"v": {"text": "{a", "model": "qdrant/bm25"}}, "vectors.v.text: template '{a' is malformed"),
+        (
+            {"v": {"text": "{a", "model": "qdrant/bm25"}},
+            "vectors.v.text: template '{a' is malformed",
+        ),
         (
             {"v": {"text": "{a}", "model": "qdrant/bm25", "options": {"mrl": 8}}},
             "option mrl applies to dense vectors only",
@@ -78,7 +84,13 @@ def test_loads_yaml_and_json_alike(tmp_path: Path) -> None:
             "option mrl must be a positive integer",
         ),
         (
-            {"v": {"text": "{a}", "model": "sentence-transformers/all-MiniLM-L6-v2", "options": {"pooling": 1}}},
+            {
+                "v": {
+                    "text": "{a}",
+                    "model": "sentence-transformers/all-MiniLM-L6-v2",
+                    "options": {"pooling": 1},
+                }
+            },
             "option 'pooling' is not understood",
         ),
         (
@@ -98,7 +110,13 @@ def test_loads_yaml_and_json_alike(tmp_path: Path) -> None:
             "vectors.v.distance",
         ),
         (
-            {"v": {"text": "{a}", "model": "sentence-transformers/all-MiniLM-L6-v2", "modifier": "idf"}},
+            {
+                "v": {
+                    "text": "{a}",
+                    "model": "sentence-transformers/all-MiniLM-L6-v2",
+                    "modifier": "idf",
+                }
+            },
             "vectors.v.modifier: only sparse vectors take a modifier",
         ),
         ({"v": {"text": "{a}", "model": "qdrant/bm25", "typo": 1}}, "vectors.v.typo"),

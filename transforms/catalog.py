@@ -14,7 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qdrant_beam.transforms.backends.local import find_model_dir
-from qdrant_beam.transforms.backends.registry import InputKind, ModelInfo, VectorKind, describe_model
+from qdrant_beam.transforms.backends.registry import (
+    InputKind,
+    ModelInfo,
+    VectorKind,
+    describe_model,
+)
 
 __all__ = ["LocalModel", "ModelCatalog"]
 

@@ -37,7 +37,11 @@ from qdrant_beam.transforms.requests import (
 __all__ = [
     "METRICS_NAMESPACE",
     "EngineMetrics",
-    "InferenceEngine", "InputFailed", "ModelStore", "assemble"]
+    "InferenceEngine",
+    "InputFailed",
+    "ModelStore",
+    "assemble",
+]
 
 METRICS_NAMESPACE = "qdrant_beam.inference"
 _MS_PER_S = 1000
@@ -90,7 +94,7 @@ class ModelStore:
         info = self.catalog.describe(model, kind)
         split = split_options(info, options)
         group = CallGroup(info.name, kind, split.load, split.is_query)
-        self.embedder(Request(None, group, info, None, None, 0))
+        self.embedder(Request((), group, info, None, None, 0))
 
     def close(self) -> None:
         self.images.close()
@@ -145,9 +149,7 @@ class InferenceEngine:
             try:
                 done.append(assemble(point, reqs, outcomes))
             except InputFailed as exc:
-                failed.append(
-                    FailedRecord(point, Stage.INFERENCE, exc.error_type, str(exc))
-                )
+                failed.append(FailedRecord(point, Stage.INFERENCE, exc.error_type, str(exc)))
         self._m.inc("points_resolved", len(done))
         self._m.inc("dead_letters", len(failed))
         return done, failed
@@ -219,7 +221,7 @@ class InferenceEngine:
             with concurrent.futures.ThreadPoolExecutor(self._image_workers) as pool:
                 images = list(pool.map(load, requests))
         inputs, ready = [], []
-        for req, image in zip(requests, images):
+        for req, image in zip(requests, images, strict=True):
             if isinstance(image, Exception):
                 outcomes[req.key] = image
             else:
@@ -227,7 +229,9 @@ class InferenceEngine:
                 ready.append(req)
         return inputs, ready
 
-    def _lengths(self, embedder: LocalEmbedder, ready: list[Request], inputs: list[Any]) -> list[int]:
+    def _lengths(
+        self, embedder: LocalEmbedder, ready: list[Request], inputs: list[Any]
+    ) -> list[int]:
         meter = embedder.meter
         if meter is None or ready[0].group.input_kind is not InputKind.TEXT:
             return [req.size for req in ready]
@@ -243,10 +247,12 @@ class InferenceEngine:
         self._m.inc("model_inputs", len(inputs))
         try:
             vectors = embedder.embed(inputs, is_query=is_query, batch_size=self._batch_size)
-            result: dict[Hashable, Outcome] = {r.key: v for r, v in zip(ready, vectors)}
+            result: dict[Hashable, Outcome] = {
+                r.key: v for r, v in zip(ready, vectors, strict=True)
+            }
         except Exception:  # isolate the input the model cannot take, keep the rest
             result = {}
-            for req, value in zip(ready, inputs):
+            for req, value in zip(ready, inputs, strict=True):
                 self._m.inc("model_calls")
                 try:
                     result[req.key] = embedder.embed([value], is_query=is_query, batch_size=1)[0]

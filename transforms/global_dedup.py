@@ -84,9 +84,9 @@ class GlobalDedupResolve(beam.PTransform):
         self._batch_size = batch_size
 
     def expand(self, pcoll: PCollection) -> tuple[PCollection, PCollection]:
-        parsed = pcoll | "Parse" >> beam.ParDo(
-            _ParseDoFn(self._config, self._shared)
-        ).with_outputs(DEAD_LETTERS, _REQUESTS, main="points")
+        parsed = pcoll | "Parse" >> beam.ParDo(_ParseDoFn(self._config, self._shared)).with_outputs(
+            DEAD_LETTERS, _REQUESTS, main="points"
+        )
         vectors = (
             parsed[_REQUESTS]
             | "GroupByInput" >> beam.GroupByKey()
@@ -97,8 +97,7 @@ class GlobalDedupResolve(beam.PTransform):
         assembled = (
             {"point": parsed.points, "vectors": vectors}
             | "JoinToPoints" >> beam.CoGroupByKey()
-            | "Assemble"
-            >> beam.ParDo(_AssembleDoFn()).with_outputs(DEAD_LETTERS, main="points")
+            | "Assemble" >> beam.ParDo(_AssembleDoFn()).with_outputs(DEAD_LETTERS, main="points")
         )
         dead = (parsed[DEAD_LETTERS], assembled[DEAD_LETTERS]) | "Dead" >> beam.Flatten()
         return assembled.points, dead

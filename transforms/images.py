@@ -12,6 +12,9 @@ import dataclasses
 import io
 import os
 import re
+import threading
+import urllib.parse
+import urllib.request
 import warnings
 from typing import Any
 
@@ -30,6 +33,11 @@ _SNIFF_UNSUPPORTED = {
     b"%PDF": "PDF",
     b"\x00\x00\x00\x1cftypavif": "AVIF",
 }
+#: Pillow names some files after a container of a supported format: a JPEG carrying a
+#: Multi-Picture (MPF) segment, as many cameras and phones write, opens as "MPO".
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+#: Longest input echoed back in a message; base64 strings can run to megabytes.
+_ECHO_CHARS = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +70,12 @@ def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
             f"cannot identify image data ({len(data)} bytes starting {data[:8]!r}): corrupt "
             f"bytes or an unsupported format"
         ) from None
-    if image.format not in limits.formats:
+    except Exception as exc:  # plugins raise OSError, ValueError, ... on a truncated header
+        raise InvalidImage(
+            f"corrupt or truncated image data ({len(data)} bytes starting {data[:8]!r}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if _FORMAT_ALIASES.get(image.format or "", image.format) not in limits.formats:
         raise InvalidImage(
             f"unsupported image format {image.format}; "
             f"supported: {', '.join(sorted(limits.formats))}"
@@ -76,7 +89,9 @@ def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
     try:
         image.load()
         return image.convert("RGB")
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"image too large: {exc}") from None
+    except Exception as exc:  # decoders raise OSError, ValueError, SyntaxError, OverflowError...
         raise InvalidImage(f"corrupt {image.format} image data: {exc}") from None
 
 
@@ -87,20 +102,23 @@ class ImageReader:
         self.limits = limits or ImageLimits()
         self._client = client
         self._owns_client = client is None
+        self._lock = threading.Lock()  # the engine loads images from a thread pool
 
     def _http(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(
-                timeout=self.limits.fetch_timeout_s,
-                follow_redirects=True,
-                transport=httpx.HTTPTransport(retries=2),
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.limits.fetch_timeout_s,
+                    follow_redirects=True,
+                    transport=httpx.HTTPTransport(retries=2),
+                )
+            return self._client
 
     def close(self) -> None:
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._owns_client and self._client is not None:
+                self._client.close()
+                self._client = None
 
     def read(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -120,8 +138,13 @@ class ImageReader:
         if os.path.isfile(text):
             with open(text, "rb") as handle:
                 return handle.read(self.limits.max_bytes + 1)
+        if text.startswith("/"):
+            # Base64 of a JPEG starts with "/9j/", so a leading "/" is no proof of a path.
+            jpeg = _strict_b64(text)
+            if jpeg is not None and jpeg.startswith(b"\xff\xd8"):
+                return jpeg
         if text.startswith(("/", "./", "../", "~")) or "." in text:
-            raise InvalidImage(f"image file {text!r} does not exist")
+            raise InvalidImage(f"image file {_echo(text)} does not exist")
         return _b64(text)
 
     def load(self, value: Any) -> Image.Image:
@@ -157,12 +180,32 @@ class ImageReader:
     def _filesystems(self, path: str) -> bytes:
         from apache_beam.io.filesystems import FileSystems
 
+        target = path
+        if path.lower().startswith("file://"):
+            # Beam registers no filesystem for "file://"; its local one takes plain paths.
+            parts = urllib.parse.urlsplit(path)
+            if parts.netloc not in ("", "localhost"):
+                raise InvalidImage(f"cannot read image {path}: a file URL must name no host")
+            target = urllib.request.url2pathname(parts.path)
         try:
-            with FileSystems.open(path) as handle:
+            with FileSystems.open(target) as handle:
                 data: bytes = handle.read(self.limits.max_bytes + 1)
                 return data
         except Exception as exc:  # FileSystems raises many backend-specific types
             raise InvalidImage(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _echo(text: str) -> str:
+    if len(text) <= _ECHO_CHARS:
+        return repr(text)
+    return f"{text[:_ECHO_CHARS]!r}... ({len(text)} chars)"
+
+
+def _strict_b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _b64(payload: str) -> bytes:

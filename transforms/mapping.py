@@ -147,4 +147,3 @@ class RecordMapper:
                 continue
             out[str(key)] = jsonable(value, str(key))
         return out
-

@@ -52,7 +52,7 @@ class CallGroup:
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    key: Hashable
+    key: tuple[Any, ...]
     group: CallGroup
     info: ModelInfo
     value: Any

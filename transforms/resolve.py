@@ -151,16 +151,11 @@ class ResolveInference(beam.PTransform):
         if self._dedup == "global":
             return InferenceOutputs(
                 *pcoll
-                | "GlobalDedup"
-                >> GlobalDedupResolve(self._config, self._shared, self._batch_size)
+                | "GlobalDedup" >> GlobalDedupResolve(self._config, self._shared, self._batch_size)
             )
-        outputs = (
-            self._batch(pcoll)
-            | "Embed"
-            >> beam.ParDo(ResolveDoFn(self._config, self._shared)).with_outputs(
-                DEAD_LETTERS, main="points"
-            )
-        )
+        outputs = self._batch(pcoll) | "Embed" >> beam.ParDo(
+            ResolveDoFn(self._config, self._shared)
+        ).with_outputs(DEAD_LETTERS, main="points")
         return InferenceOutputs(outputs.points, outputs[DEAD_LETTERS])
 
 

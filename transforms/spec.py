@@ -183,7 +183,9 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any]) -> PointsSpec:
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise SpecError(f"spec {origin} is not valid {path.suffix[1:] or 'YAML'}: {exc}") from None
+            raise SpecError(
+                f"spec {origin} is not valid {path.suffix[1:] or 'YAML'}: {exc}"
+            ) from None
     if not isinstance(data, dict):
         raise SpecError(f"spec {origin} must be a mapping, got {type(data).__name__}")
     try:

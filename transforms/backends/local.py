@@ -66,9 +66,7 @@ def find_model_dir(
         seen.append(str(folder))
         if folder.is_dir() and _complete(folder, info, load_options):
             return folder
-    needs = (
-        f"{load_options.get('language', 'english')}.txt" if info.is_bm25 else info.model_file
-    )
+    needs = f"{load_options.get('language', 'english')}.txt" if info.is_bm25 else info.model_file
     raise ModelNotFound(info.name, seen, hint=f"the folder must contain {needs}")
 
 
@@ -156,7 +154,9 @@ def _register_custom(info: ModelInfo) -> None:
     from fastembed.common.model_description import ModelSource, PoolingType
 
     with _REGISTER_LOCK:
-        if any(m["model"].lower() == info.name.lower() for m in TextEmbedding.list_supported_models()):
+        if any(
+            m["model"].lower() == info.name.lower() for m in TextEmbedding.list_supported_models()
+        ):
             return
         TextEmbedding.add_custom_model(
             model=info.name,

@@ -182,7 +182,12 @@ def describe_model(
                 f"kind {declared_kind.value!r}"
             )
         return ModelInfo(
-            canonical, family, vector_kind, input_kind, declared_dim or dim, requires_idf,
+            canonical,
+            family,
+            vector_kind,
+            input_kind,
+            declared_dim or dim,
+            requires_idf,
             model_file=model_file,
         )
     if declared_kind is None:
