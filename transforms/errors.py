@@ -71,7 +71,9 @@ class RateLimited(TransientError):
 
 
 class Unavailable(TransientError):
-    pass
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class Timeout(TransientError):

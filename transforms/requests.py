@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import unicodedata
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np

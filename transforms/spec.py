@@ -94,6 +94,11 @@ class PointsSpec(_Strict):
     )
     payload: PayloadSpec = Field(default_factory=PayloadSpec)
     vectors: dict[str, VectorSpec] = Field(..., min_length=1, description="Named vectors.")
+    payload_indexes: dict[
+        str, Literal["keyword", "integer", "float", "bool", "geo", "datetime", "text", "uuid"]
+    ] = Field(
+        default_factory=dict, description="Payload field -> index type, made with the collection."
+    )
     models: dict[str, LocalModel] = Field(
         default_factory=dict, description="Model name -> local folder (and custom model facts)."
     )

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Inference backends: routing by model name and local fastembed models."""

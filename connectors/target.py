@@ -1,0 +1,140 @@
+"""Where points go: a Qdrant server (REST or gRPC) or qdrant-client's embedded local mode.
+
+A target is config, safe to pickle into the pipeline graph: the API key is never stored in
+it, only the name of the environment variable that holds it, read on the worker when the
+client is built (``connect``).
+
+Usage::
+
+    QdrantTarget(url="https://xyz.cloud.qdrant.io:6333", api_key_env="QDRANT_API_KEY")
+    QdrantTarget(path="/data/qdrant")      # embedded, one process only
+    QdrantTarget(location=":memory:")      # embedded, in this process only
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from qdrant_beam.transforms.errors import SpecError
+
+__all__ = ["QdrantTarget"]
+
+
+class QdrantTarget(BaseModel):
+    """How to reach Qdrant; exactly one of ``url``, ``path`` or ``location`` is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = Field(None, description="Server URL, e.g. http://localhost:6333.")
+    path: str | None = Field(None, description="Embedded local mode storage folder.")
+    location: str | None = Field(None, description="':memory:' for embedded in-memory mode.")
+    prefer_grpc: bool = Field(False, description="Talk gRPC (port grpc_port) instead of REST.")
+    grpc_port: int = Field(6334, description="gRPC port of the server.")
+    api_key_env: str | None = Field(
+        "QDRANT_API_KEY", description="Environment variable holding the API key (read on workers)."
+    )
+    timeout_s: int = Field(30, ge=1, description="Per-request timeout, whole seconds.")
+    https: bool | None = Field(None, description="Force TLS on or off (default: from the URL).")
+    verify_tls: bool = Field(True, description="Verify the server certificate.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> QdrantTarget:
+        given = [name for name in ("url", "path", "location") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of url, path or location (got {given or 'none'})")
+        if self.location is not None and self.location != ":memory:":
+            raise ValueError(f"location must be ':memory:', got {self.location!r}; use url=")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.url is None
+
+    def release(self, client: Any) -> None:
+        """Give back a client from ``connect``: closes server clients and unused local folders."""
+        if self.is_local:
+            _LOCAL.release(self.path or ":memory:")
+        else:
+            client.close()
+
+    def describe(self) -> str:
+        """For logs and display data: never includes the key."""
+        if self.url:
+            return f"{self.url} ({'gRPC' if self.prefer_grpc else 'REST'})"
+        return f"local {self.path or self.location}"
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+    def connect(self, **overrides: Any) -> Any:
+        """Build a ``QdrantClient``; call on the worker (``DoFn.setup``), never at graph time."""
+        from qdrant_client import QdrantClient
+
+        if self.is_local:
+            return _LOCAL.acquire(self.path or ":memory:")
+        kwargs: dict[str, Any] = {
+            "url": self.url,
+            "prefer_grpc": self.prefer_grpc,
+            "grpc_port": self.grpc_port,
+            "api_key": self.api_key(),
+            "timeout": self.timeout_s,
+            "check_compatibility": False,
+        }
+        if self.https is not None:
+            kwargs["https"] = self.https
+        if not self.verify_tls:
+            kwargs["verify"] = False
+        kwargs.update(overrides)
+        return QdrantClient(**kwargs)
+
+
+class _LocalClients:
+    """One embedded client per storage folder per process, shared by every DoFn thread.
+
+    Local mode locks its folder per client, so a second client on the same folder fails even
+    in the same process. ``:memory:`` is kept for the life of the process, so the data a
+    pipeline wrote can be read back through ``target.connect()`` afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._users: dict[str, int] = {}
+
+    def acquire(self, key: str) -> Any:
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = _open_local(key)
+            self._users[key] = self._users.get(key, 0) + 1
+            return self._clients[key]
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._users[key] = max(0, self._users.get(key, 0) - 1)
+            if self._users[key] == 0 and key != ":memory:" and key in self._clients:
+                self._clients.pop(key).close()
+
+
+def _open_local(key: str) -> Any:
+    from qdrant_client import QdrantClient
+
+    if key == ":memory:":
+        return QdrantClient(location=":memory:")
+    try:
+        return QdrantClient(path=key)
+    except RuntimeError as exc:  # portalocker: another process holds the folder
+        raise SpecError(
+            f"the embedded Qdrant folder {key!r} is already open in another process "
+            f"({exc}). Embedded local mode allows one process per folder: run on "
+            f"FnApiRunner or DirectRunner in_memory/multi_threading mode, or write to a Qdrant "
+            f"server with url=..."
+        ) from None
+
+
+_LOCAL = _LocalClients()

@@ -1,0 +1,149 @@
+"""Writing one batch of points: the upsert, retries with backoff, and bisection of rejects.
+
+``QdrantPointWriter`` makes one request. ``RetryingWriter`` wraps any ``PointWriter`` the way
+httpx transports wrap transports: it retries transient errors by policy, and when Qdrant
+rejects a batch's content (a 4xx) it splits the batch in halves until the bad points are
+isolated, so every other point lands and only the bad ones go to dead letters.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import random
+import time
+from typing import Any, Protocol
+
+from qdrant_client import models
+
+from qdrant_beam.connectors.clock import Clock, SystemClock
+from qdrant_beam.connectors.qdrant_errors import RejectedPoints, translate_errors
+from qdrant_beam.connectors.retry import RetryPolicy, is_throttle, retry_cause
+from qdrant_beam.transforms.errors import QdrantBeamError
+
+__all__ = ["PointWriter", "QdrantPointWriter", "RetryingWriter", "WriteReport"]
+
+_MS_PER_S = 1000
+
+
+class PointWriter(Protocol):
+    def write(self, points: list[models.PointStruct]) -> None:
+        """Write all points or raise a ``QdrantBeamError``."""
+
+
+class QdrantPointWriter:
+    """One upsert request per call, with ``wait`` and an explicit write ordering."""
+
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        *,
+        wait: bool = True,
+        ordering: models.WriteOrdering | None = None,
+    ) -> None:
+        self._client = client
+        self._collection = collection
+        self._wait = wait
+        self._ordering = ordering
+
+    def write(self, points: list[models.PointStruct]) -> None:
+        with translate_errors():
+            self._client.upsert(
+                self._collection, points=points, wait=self._wait, ordering=self._ordering
+            )
+
+
+@dataclasses.dataclass
+class WriteReport:
+    """What happened to one batch: what landed, what failed, and what it cost."""
+
+    written: list[Any] = dataclasses.field(default_factory=list)
+    failed: list[tuple[models.PointStruct, QdrantBeamError, int]] = dataclasses.field(
+        default_factory=list
+    )
+    requests: int = 0
+    retries: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    throttled_s: float = 0.0
+    latencies_ms: list[int] = dataclasses.field(default_factory=list)
+    bisections: int = 0
+
+    @property
+    def attempts(self) -> int:
+        return self.requests
+
+
+class ThrottleListener(Protocol):
+    def on_success(self) -> None: ...
+
+    def on_throttle(self) -> None: ...
+
+
+class RetryingWriter:
+    """Retries transient errors by ``policy``; bisects batches Qdrant rejects."""
+
+    def __init__(
+        self,
+        writer: PointWriter,
+        policy: RetryPolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        listener: ThrottleListener | None = None,
+    ) -> None:
+        self._writer = writer
+        self._policy = policy or RetryPolicy()
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._listener = listener
+
+    def write(self, points: list[models.PointStruct]) -> WriteReport:
+        report = WriteReport()
+        self._write(points, report)
+        return report
+
+    def _write(self, points: list[models.PointStruct], report: WriteReport) -> None:
+        try:
+            self._with_retries(points, report)
+        except RejectedPoints as exc:
+            if len(points) == 1 or not exc.point_specific:
+                report.failed.extend((point, exc, 1) for point in points)
+                return
+            report.bisections += 1
+            middle = len(points) // 2
+            self._write(points[:middle], report)
+            self._write(points[middle:], report)
+        except QdrantBeamError as exc:
+            attempts = getattr(exc, "attempts", 1)
+            report.failed.extend((point, exc, attempts) for point in points)
+        else:
+            report.written.extend(point.id for point in points)
+
+    def _with_retries(self, points: list[models.PointStruct], report: WriteReport) -> None:
+        started = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            report.requests += 1
+            sent = time.perf_counter()
+            try:
+                self._writer.write(points)
+            except QdrantBeamError as exc:
+                report.latencies_ms.append(int((time.perf_counter() - sent) * _MS_PER_S))
+                throttled = is_throttle(exc)
+                if throttled and self._listener is not None:
+                    self._listener.on_throttle()
+                elapsed = self._clock.monotonic() - started
+                wait = self._policy.next_wait_s(attempt, exc, elapsed, self._rng)
+                if wait is None:
+                    exc.attempts = attempt  # type: ignore[attr-defined]
+                    raise
+                report.retries[retry_cause(exc)] += 1
+                if throttled:
+                    report.throttled_s += wait
+                self._clock.sleep(wait)
+                continue
+            report.latencies_ms.append(int((time.perf_counter() - sent) * _MS_PER_S))
+            if self._listener is not None:
+                self._listener.on_success()
+            return
