@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODELS ?= models
 
-.PHONY: test test-slow lint typecheck check schema bench models clean install
+.PHONY: test test-slow lint typecheck check schema bench models demo clean install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -61,3 +61,6 @@ models: $(MINILM)/qdrant_beam_minilm.json
 
 bench: models
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_inference.py --model-dir $(MINILM) --json bench/results/inference.json
+
+demo: models
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py --qdrant-path build/demo-qdrant

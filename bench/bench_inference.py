@@ -68,9 +68,10 @@ def run_pipeline(
         | beam.FlatMap(lambda _: ({"id": i, "text": t} for i, t in enumerate(corpus)))
     )
     points, _ = records | EmbedPoints(spec, **kwargs)
-    _ = points | beam.combiners.Count.Globally() | beam.Map(_expect(len(corpus)))
-    if into_local_qdrant:
+    if into_local_qdrant:  # counted in Qdrant afterwards
         _ = points | WriteToQdrant(target, spec=spec, collection=collection)
+    else:
+        _ = points | beam.combiners.Count.Globally() | beam.Map(_expect(len(corpus)))
     result = pipeline.run()
     result.wait_until_finish()
     elapsed = time.perf_counter() - started

@@ -61,6 +61,10 @@ class QdrantTarget(BaseModel):
         else:
             client.close()
 
+    def write_lock(self) -> threading.Lock | None:
+        """A lock that serialises writes, for the embedded mode, which is not thread-safe."""
+        return _LOCAL.write_lock(self.path or ":memory:") if self.is_local else None
+
     def describe(self) -> str:
         """For logs and display data: never includes the key."""
         if self.url:
@@ -106,6 +110,12 @@ class _LocalClients:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._users: dict[str, int] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
+
+    def write_lock(self, key: str) -> threading.Lock:
+        """Local mode is not thread-safe: every write to one folder goes through this lock."""
+        with self._lock:
+            return self._write_locks.setdefault(key, threading.Lock())
 
     def acquire(self, key: str) -> Any:
         with self._lock:

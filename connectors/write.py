@@ -146,7 +146,13 @@ class _WriteDoFn(beam.DoFn):
         )
         ordering = models.WriteOrdering(config.ordering) if config.ordering else None
         self._writer = RetryingWriter(
-            QdrantPointWriter(self._client, config.collection, wait=config.wait, ordering=ordering),
+            QdrantPointWriter(
+                self._client,
+                config.collection,
+                wait=config.wait,
+                ordering=ordering,
+                lock=config.target.write_lock(),
+            ),
             config.policy,
             clock=self._clock,
             rng=random.Random(config.seed),
@@ -233,8 +239,8 @@ class _WriteDoFn(beam.DoFn):
 def _windowed(value: Any, window: Any, timestamp: Any) -> Any:
     """A result in the window of the batch it came from (it may finish in a later call)."""
     if isinstance(value, beam.pvalue.TaggedOutput):
-        return beam.pvalue.TaggedOutput(value.tag, WindowedValue(value.value, timestamp, [window]))
-    return WindowedValue(value, timestamp, [window])
+        return beam.pvalue.TaggedOutput(value.tag, WindowedValue(value.value, timestamp, (window,)))
+    return WindowedValue(value, timestamp, (window,))
 
 
 class WriteToQdrant(beam.PTransform):

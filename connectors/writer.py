@@ -9,8 +9,10 @@ isolated, so every other point lands and only the bad ones go to dead letters.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import random
+import threading
 import time
 from typing import Any, Protocol
 
@@ -41,14 +43,16 @@ class QdrantPointWriter:
         *,
         wait: bool = True,
         ordering: models.WriteOrdering | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self._client = client
         self._collection = collection
         self._wait = wait
         self._ordering = ordering
+        self._lock = lock or contextlib.nullcontext()
 
     def write(self, points: list[models.PointStruct]) -> None:
-        with translate_errors():
+        with self._lock, translate_errors():
             self._client.upsert(
                 self._collection, points=points, wait=self._wait, ordering=self._ordering
             )

@@ -1,0 +1,96 @@
+"""Search an index built from a spec: query-side embedding, MRL prefetch, hybrid RRF fusion.
+
+Usage::
+
+    hits = search(client, spec, "kelp forests", vector="dense", small="dense_64", sparse="bm25")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qdrant_client import models
+
+from qdrant_beam.transforms.catalog import ModelCatalog
+from qdrant_beam.transforms.engine import InferenceEngine, ModelStore
+from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.transforms.spec import PointsSpec
+
+__all__ = ["QueryEmbedder", "search"]
+
+
+class QueryEmbedder:
+    """Embeds query text with each vector's own model, query-side where the model has one."""
+
+    def __init__(self, spec: PointsSpec, catalog: ModelCatalog | None = None) -> None:
+        self._spec = spec
+        self._engine = InferenceEngine(ModelStore(catalog or spec.catalog()))
+
+    def embed(self, vector: str, text: str) -> Any:
+        if vector not in self._spec.vectors:
+            raise SpecError(
+                f"no vector {vector!r} in the spec; choose one of {', '.join(self._spec.vectors)}"
+            )
+        definition = self._spec.vectors[vector]
+        if definition.text is None:
+            raise SpecError(f"vector {vector!r} embeds images; query it with an image")
+        options = {**definition.options, "input_type": "query"}
+        document = models.Document(text=text, model=definition.model, options=options)
+        points, failed = self._engine.resolve([models.PointStruct(id=0, vector={vector: document})])
+        if failed:
+            raise SpecError(f"cannot embed the query for {vector!r}: {failed[0].message}")
+        return points[0].vector[vector]  # type: ignore[index]
+
+
+def search(
+    client: Any,
+    spec: PointsSpec,
+    text: str,
+    *,
+    vector: str,
+    small: str | None = None,
+    sparse: str | None = None,
+    limit: int = 5,
+    prefetch_limit: int = 50,
+    collection: str | None = None,
+    embedder: QueryEmbedder | None = None,
+) -> list[models.ScoredPoint]:
+    """Top hits for ``text``.
+
+    Args:
+        vector: the full-size dense (or multi) vector to rank by.
+        small: an MRL-truncated vector of the same model: prefetch with it, rescore on ``vector``.
+        sparse: a sparse vector (e.g. BM25) to fuse with the dense ranking by RRF.
+    """
+    embedder = embedder or QueryEmbedder(spec)
+    name = collection or spec.collection
+    dense_query = embedder.embed(vector, text)
+    dense_prefetch = None
+    if small is not None:
+        dense_prefetch = models.Prefetch(
+            query=embedder.embed(small, text), using=small, limit=prefetch_limit
+        )
+    if sparse is None:
+        result = client.query_points(
+            name,
+            query=dense_query,
+            using=vector,
+            prefetch=dense_prefetch,
+            limit=limit,
+            with_payload=True,
+        )
+        return list(result.points)
+    dense_branch = models.Prefetch(
+        query=dense_query, using=vector, prefetch=dense_prefetch, limit=prefetch_limit
+    )
+    sparse_branch = models.Prefetch(
+        query=embedder.embed(sparse, text), using=sparse, limit=prefetch_limit
+    )
+    result = client.query_points(
+        name,
+        prefetch=[dense_branch, sparse_branch],
+        query=models.FusionQuery(fusion=models.Fusion.RRF),
+        limit=limit,
+        with_payload=True,
+    )
+    return list(result.points)
