@@ -32,7 +32,7 @@ class RejectedPoints(PermanentError):
     @property
     def point_specific(self) -> bool:
         """Whether some points may be fine (bad input), not the whole request (e.g. 404)."""
-        return self.status_code in (None, 400, 422)
+        return self.status_code in (None, 400, 413, 422)
 
 
 def _rest_message(content: bytes) -> str:
@@ -106,17 +106,26 @@ def _from_grpc(exc: Exception) -> QdrantBeamError | None:
     details = exc.details() if hasattr(exc, "details") else str(exc)
     text = f"gRPC {code.name}: {details}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if "larger than max" in details:  # the request is too big: split it, don't wait
+            return RejectedPoints(text, 413)
         return RateLimited(text, None)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Timeout(text)
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return AuthError(text)
-    if code in (
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.OUT_OF_RANGE,
-    ):
-        return RejectedPoints(text)
+    status = _GRPC_AS_HTTP.get(code.name)
+    if status is not None:
+        return RejectedPoints(text, status)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(text, 503)  # overload or restart: retry and shrink the window
     return Unavailable(text)
+
+
+#: gRPC codes for rejected content, as the HTTP status Qdrant's REST API gives the same error.
+_GRPC_AS_HTTP = {
+    "INVALID_ARGUMENT": 400,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 412,
+    "OUT_OF_RANGE": 400,
+}
