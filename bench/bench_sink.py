@@ -14,7 +14,26 @@ line-based control channel on stdin (``stats``) and stdout (the URL, then one JS
 Throughput runs use the no-store mode (it parses, counts and answers); its own ceiling, and the
 storing mode's, are measured by a raw client loop without latency and reported next to the
 results. Point counts are checked on the no-store server's counters and, for WriteToQdrant with
-and without faults, in a storing run that counts the collection.
+and without faults, in a storing run that counts the collection. The storing mode is itself the
+bottleneck (~2k points/s without latency, slower as the collection grows), which is why it only
+checks counts. ``--profile`` adds two runs: CPU seconds per thread, and cProfile of all threads.
+
+Typical results, 2 shared cores, 20k points, 20 ms latency (points/s; the ratios swing ~20 %
+between runs)::
+
+    no-store server ceiling (raw, 4 threads)     8k - 13k
+    QdrantClient.upsert ceiling (4 threads)      5k - 6.7k
+    WriteToQdrant, points built in the pipeline  2.5k - 3.3k   (window_max 8 >= 16)
+    WriteToQdrant, points prebuilt               4.3k - 4.4k
+    Beam's QdrantWriteConfig                     290 - 330     (objsize.get_deep_size per point)
+    upload_points (points prebuilt)              1.5k - 1.7k
+    WriteToQdrant, 10 % 503 + 5 % 429 (RA: 1)    1.1k - 1.2k   (Retry-After: 0 -> ~1.9k)
+
+Our pipeline is CPU-bound in one process (~0.9 core busy, the GIL): per 64-point batch the
+writer threads spend ~9-13 ms CPU in qdrant-client (model_dump_json ~4 ms, the inference
+inspector walking every point ~1.2 ms, httpx with a new connection per request on localhost)
+while the main thread builds points and batches them; requests average ~140 ms for 20 ms of
+server latency because writer threads wait for the GIL.
 """
 
 from __future__ import annotations
@@ -24,6 +43,7 @@ import collections
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -95,17 +115,26 @@ def make_item(table: np.ndarray, i: int) -> Any:
     )
 
 
-class _Generate(beam.DoFn):
-    """Builds the points inside the pipeline (``beam.Create`` of 20k points is slow)."""
+#: Points built before the clock starts, by key; FnApiRunner runs the DoFns in this process.
+PREBUILT: dict[str, list[Any]] = {}
 
-    def __init__(self, n: int, items: bool = False) -> None:
+
+class _Generate(beam.DoFn):
+    """Builds the points inside the pipeline (``beam.Create`` of 20k points is slow), or
+    hands out ``PREBUILT[prebuilt]``: looked up at run time, so it is never pickled."""
+
+    def __init__(self, n: int, items: bool = False, prebuilt: str | None = None) -> None:
         self._n = n
         self._items = items
+        self._prebuilt = prebuilt
 
     def setup(self) -> None:
         self._table = _table()
 
     def process(self, _: Any) -> Iterator[Any]:
+        if self._prebuilt is not None:
+            yield from sys.modules[__name__].PREBUILT[self._prebuilt]
+            return
         make = make_item if self._items else make_point
         for i in range(self._n):
             yield make(self._table, i)
@@ -251,19 +280,24 @@ def _counters(result: Any) -> dict[str, Any]:
         if c.key.metric.namespace == "qdrant_beam.write"
     }
     for d in metrics["distributions"]:
-        if d.key.metric.name == "in_flight" and d.committed is not None:
-            out["in_flight_mean"] = round(d.committed.mean, 2)
+        name = {"in_flight": "in_flight_mean", "request_latency_ms": "request_ms_mean"}.get(
+            d.key.metric.name
+        )
+        if name and d.key.metric.namespace == "qdrant_beam.write" and d.committed is not None:
+            out[name] = round(d.committed.mean, 2)
     return out
 
 
-def ours(url: str, n: int, collection: str, window_max: int, **kwargs: Any) -> tuple[float, dict]:
+def ours(
+    url: str, n: int, collection: str, window_max: int, prebuilt: str | None = None, **kwargs: Any
+) -> tuple[float, dict]:
     target = QdrantTarget(url=url, timeout_s=30)
     schema = CollectionSchema(collection, SCHEMA.dense, SCHEMA.sparse)
     seconds, result = _run(
         lambda p: (
             p
             | beam.Create([None])
-            | beam.ParDo(_Generate(n))
+            | beam.ParDo(_Generate(n, prebuilt=prebuilt))
             | WriteToQdrant(
                 target, schema=schema, upsert_batch_size=BATCH, window_max=window_max, **kwargs
             )
@@ -360,23 +394,21 @@ def ceiling(server: Server, n: int, collection: str, threads: int, *, raw: bool)
     return n / seconds
 
 
-# --- a sampling profiler (py-spy-like, in process) ------------------------------------------
-
-_WAITING = ("wait", "acquire", "recv", "recv_into", "select", "poll", "sleep", "readinto")
+# --- where the CPU goes ---------------------------------------------------------------------
 
 
-class Sampler:
-    """Samples every thread's stack every ``interval_s``; counts where non-waiting threads are."""
+class ThreadCpu:
+    """CPU seconds per thread group (from /proc, Linux), and of the whole process."""
 
-    def __init__(self, interval_s: float = 0.002) -> None:
+    def __init__(self, interval_s: float = 0.1) -> None:
         self.interval_s = interval_s
-        self.leaf: collections.Counter[str] = collections.Counter()
-        self.inclusive: collections.Counter[str] = collections.Counter()
-        self.samples = 0
-        self.busy = 0
+        self.cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> ThreadCpu:
+        self._wall, self._proc = time.perf_counter(), time.process_time()
+        self._sample()
+        self.before = dict(self.cpu)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -384,45 +416,75 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.wall_s = time.perf_counter() - self._wall
+        self.process_s = time.process_time() - self._proc
 
     def _loop(self) -> None:
-        me = threading.get_ident()
         while not self._stop.wait(self.interval_s):
-            for ident, frame in sys._current_frames().items():
-                if ident == me:
-                    continue
-                self.samples += 1
-                if frame.f_code.co_name in _WAITING:
-                    continue
-                self.busy += 1
-                self.leaf[_where(frame)] += 1
-                seen = set()
-                f: Any = frame
-                while f is not None:
-                    key = _where(f)
-                    if key not in seen:
-                        seen.add(key)
-                        self.inclusive[key] += 1
-                    f = f.f_back
+            self._sample()
+        self._sample()
 
-    def report(self, top: int = 25) -> list[str]:
-        lines = [f"busy thread-samples: {self.busy} (of {self.samples})"]
-        lines.append("inclusive (share of busy samples):")
-        for key, count in self.inclusive.most_common(top):
-            lines.append(f"  {count / max(1, self.busy):6.1%}  {key}")
-        lines.append("self:")
-        for key, count in self.leaf.most_common(top // 2):
-            lines.append(f"  {count / max(1, self.busy):6.1%}  {key}")
-        return lines
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            try:
+                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1]
+            except (OSError, IndexError):
+                continue
+            utime, stime = fields.split()[11:13]
+            self.cpu[tid] = (thread.name, (int(utime) + int(stime)) / tick)
+
+    def report(self) -> dict[str, float]:
+        groups: collections.Counter[str] = collections.Counter()
+        for tid, (name, seconds) in self.cpu.items():
+            seconds -= self.before.get(tid, (name, 0.0))[1]
+            group = "sink writer threads" if name.startswith("qdrant-beam-write") else name
+            groups[group.split("-")[0] if group.startswith("Thread-") else group] += seconds
+        out = {name: round(s, 2) for name, s in groups.most_common(6) if s >= 0.05}
+        out["process_cpu_s"] = round(self.process_s, 2)
+        out["wall_s"] = round(self.wall_s, 2)
+        out["cores_busy"] = round(self.process_s / self.wall_s, 2)
+        return out
 
 
-def _where(frame: Any) -> str:
-    path = frame.f_code.co_filename
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{path}:{frame.f_code.co_name}"
+@contextlib.contextmanager
+def profile_all_threads() -> Iterator[list[Any]]:
+    """cProfile with a CPU-time clock in every thread started inside the block."""
+    import cProfile
+
+    profiles: list[Any] = []
+
+    def start(*_: Any) -> None:
+        sys.setprofile(None)
+        prof = cProfile.Profile(time.thread_time)
+        profiles.append(prof)
+        prof.enable()
+
+    main = cProfile.Profile(time.thread_time)
+    profiles.append(main)
+    threading.setprofile(start)
+    main.enable()
+    try:
+        yield profiles
+    finally:
+        main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+
+
+def print_profile(profiles: list[Any], top: int = 18) -> None:
+    import io
+    import pstats
+
+    stream = io.StringIO()
+    stats = pstats.Stats(profiles[0], stream=stream)
+    for prof in profiles[1:]:
+        stats.add(prof)
+    ours_and_client = r"connectors/|qdrant_client/|bench_sink|httpx/|httpcore/|transforms/util"
+    stats.sort_stats("cumulative").print_stats(ours_and_client, top)
+    stats.sort_stats("tottime").print_stats(top)
+    text = stream.getvalue().replace(str(REPO) + "/", "").replace(sys.prefix + "/lib/", "")
+    print(text.replace("python3.11/site-packages/", ""))
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -438,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-429", type=float, default=0.05, help="share of upserts -> 429")
     parser.add_argument("--threads", type=int, default=4, help="threads of the ceiling loops")
     parser.add_argument("--skip-storing", action="store_true", help="no storing-mode runs")
-    parser.add_argument("--profile", action="store_true", help="sample WriteToQdrant's threads")
+    parser.add_argument(
+        "--profile", action="store_true", help="two more runs: CPU per thread, and cProfile"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-store", action="store_true", help=argparse.SUPPRESS)
@@ -446,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         return serve(args)
+    # Beam's VectorDatabaseWriteTransform logs a harmless type-hint warning per pipeline.
+    logging.getLogger().addFilter(lambda record: "output type hint" not in record.getMessage())
 
     n, latency = args.n, args.latency_ms
     faults = {
@@ -495,10 +561,21 @@ def main(argv: list[str] | None = None) -> int:
             report(f"ours_window{window}_requests", counters.get("requests"))
             report(f"ours_window{window}_in_flight_mean", counters.get("in_flight_mean"))
             report(f"ours_window{window}_blocked_ms", counters.get("blocked_ms"))
+            report(f"ours_window{window}_request_ms_mean", counters.get("request_ms_mean"))
         best_window = max(by_window, key=lambda w: by_window[w])
         ours_rate = by_window[best_window]
         report("ours_points_per_s", ours_rate)
         report("ours_best_window_max", best_window)
+
+        # 1b. The same with the points built before the clock, as upload_points gets them.
+        table = _table()
+        PREBUILT["ours"] = [make_point(table, i) for i in range(n)]
+        with server.expect(n, "ours, prebuilt points"):
+            seconds, counters = ours(server.url, n, "ours_prebuilt", best_window, "ours")
+        del PREBUILT["ours"]
+        prebuilt_rate = rate(seconds)
+        report("ours_prebuilt_points_per_s", prebuilt_rate)
+        report("ours_prebuilt_request_ms_mean", counters.get("request_ms_mean"))
 
         # 2. Beam's QdrantWriteConfig: 384-d dense + sparse only (it cannot write the 64-d one).
         with server.expect(n, "beam sink"):
@@ -550,12 +627,19 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"the collections hold {stored} and {stored_faults}, not {n}")
 
     if args.profile:
-        with Server(store=False, latency_ms=latency) as server, Sampler() as sampler:
-            ours(server.url, n, "ours_profiled", best_window)
-        print("\n".join(["profile of WriteToQdrant (no-store, latency):", *sampler.report()]))
+        with Server(store=False, latency_ms=latency) as server:
+            with ThreadCpu() as cpu:
+                seconds, _ = ours(server.url, n, "ours_cpu", best_window)
+            report("profile_ours_points_per_s", rate(seconds))
+            report("profile_cpu_s_by_thread", cpu.report())
+            with profile_all_threads() as profiles:
+                ours(server.url, n, "ours_profiled", best_window)
+        print("cProfile of WriteToQdrant, all threads, CPU time (slows it down):")
+        print_profile(profiles)
 
     report("ratio_ours_vs_beam", round(ours_rate / beam_rate, 2))
     report("ratio_ours_vs_upload_points", round(ours_rate / upload_rate, 2))
+    report("ratio_ours_prebuilt_vs_upload_points", round(prebuilt_rate / upload_rate, 2))
     report("ratio_ours_faults_vs_ours", round(faults_rate / ours_rate, 2))
     report("total_s", round(time.perf_counter() - started_all, 1))
     print(

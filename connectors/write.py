@@ -152,6 +152,7 @@ class _WriteDoFn(beam.DoFn):
                 wait=config.wait,
                 ordering=ordering,
                 lock=config.target.write_lock(),
+                direct_rest=config.target.url is not None and not config.target.prefer_grpc,
             ),
             config.policy,
             clock=self._clock,

@@ -44,8 +44,10 @@ class QdrantPointWriter:
         wait: bool = True,
         ordering: models.WriteOrdering | None = None,
         lock: threading.Lock | None = None,
+        direct_rest: bool = False,
     ) -> None:
         self._client = client
+        self._direct_rest = direct_rest
         self._collection = collection
         self._wait = wait
         self._ordering = ordering
@@ -53,9 +55,19 @@ class QdrantPointWriter:
 
     def write(self, points: list[models.PointStruct]) -> None:
         with self._lock, translate_errors():
-            self._client.upsert(
-                self._collection, points=points, wait=self._wait, ordering=self._ordering
-            )
+            if self._direct_rest:
+                # The raw REST API: skips qdrant-client's per-point inference inspection, a
+                # fifth of the client's CPU per batch, for points that hold plain vectors.
+                self._client.http.points_api.upsert_points(
+                    collection_name=self._collection,
+                    wait=self._wait,
+                    ordering=self._ordering,
+                    point_insert_operations=models.PointsList(points=points),
+                )
+            else:
+                self._client.upsert(
+                    self._collection, points=points, wait=self._wait, ordering=self._ordering
+                )
 
 
 @dataclasses.dataclass
