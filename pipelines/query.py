@@ -39,7 +39,9 @@ class QueryEmbedder:
         points, failed = self._engine.resolve([models.PointStruct(id=0, vector={vector: document})])
         if failed:
             raise SpecError(f"cannot embed the query for {vector!r}: {failed[0].message}")
-        return points[0].vector[vector]  # type: ignore[index]
+        resolved = points[0].vector
+        assert isinstance(resolved, dict)  # a named vector in, a named vector out
+        return resolved[vector]
 
 
 def search(

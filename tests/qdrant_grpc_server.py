@@ -74,6 +74,7 @@ Notes on qdrant-client 1.20 with ``prefer_grpc=True`` (checked by tests/test_grp
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 import time
 import warnings
@@ -286,17 +287,7 @@ class QdrantGrpcTestServer:
     @property
     def stats(self) -> GrpcStats:
         with self._stats_lock:
-            s = self._stats
-            return GrpcStats(
-                calls=Counter(s.calls),
-                codes=Counter(s.codes),
-                faults=Counter(s.faults),
-                upserts_applied=s.upserts_applied,
-                points_upserted=s.points_upserted,
-                points_rejected=s.points_rejected,
-                max_concurrent_seen=s.max_concurrent_seen,
-                errors=list(s.errors),
-            )
+            return copy.deepcopy(self._stats)  # a snapshot
 
     def reset(self) -> None:
         """Clear the script and the stats (the data belongs to the backend: reset it there)."""

@@ -156,6 +156,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import hmac
 import importlib.metadata
 import json
@@ -672,21 +673,7 @@ class QdrantTestServer:
     @property
     def stats(self) -> Stats:
         with self._stats_lock:
-            s = self._stats
-            return Stats(
-                requests=Counter(s.requests),
-                responses=Counter(s.responses),
-                statuses=Counter(s.statuses),
-                faults=Counter(s.faults),
-                upsert_requests=s.upsert_requests,
-                upserts_applied=s.upserts_applied,
-                points_received=s.points_received,
-                points_upserted=s.points_upserted,
-                points_rejected=s.points_rejected,
-                bytes_received=s.bytes_received,
-                max_concurrent_seen=s.max_concurrent_seen,
-                errors=list(s.errors),
-            )
+            return copy.deepcopy(self._stats)  # a snapshot
 
     def reset_stats(self) -> None:
         with self._stats_lock:
