@@ -1,0 +1,141 @@
+"""Dead letters as JSON lines: what failed, where, why, and the record, with secrets removed.
+
+Each line is ``{"stage", "error_type", "reason", "attempts", "record"}``. The record is made
+JSON-safe so that any record can be written, whatever stage it failed in:
+
+* dicts and lists as they are (keys become strings);
+* pydantic models, ``PointStruct`` included, via ``model_dump(exclude_none=True)``: a point
+  becomes ``{"id", "payload", "vector"}``, inference objects (``Document``, ``Image``,
+  ``InferenceObject``) keep their model, input and options, float vectors stay numbers;
+* bytes as ``{"$base64": "<standard base64>"}``, whole, so an image can be replayed;
+* datetimes as ISO strings, non-finite floats as the strings ``"NaN"``/``"Infinity"``, and
+  anything else via ``str``.
+
+Any mapping key named ``api_key``, ``api-key``, ``authorization`` or ending in ``_api_key`` /
+``-api-key`` (any case) has its value replaced by ``"<redacted>"``, at any depth, including
+inference-object ``options`` where per-request keys such as ``openai-api-key`` live.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.pvalue import PCollection
+from pydantic import BaseModel
+from qdrant_client import models
+
+from qdrant_beam.transforms.dead_letters import FailedRecord
+
+__all__ = ["BYTES_MARKER", "REDACTED", "WriteDeadLetters", "dead_letter_json", "is_secret_key"]
+
+#: Replaces the value of every secret-looking key.
+REDACTED = "<redacted>"
+
+#: Key of the one-entry object that stands for bytes: ``{"$base64": "..."}``.
+BYTES_MARKER = "$base64"
+
+_SECRET_NAMES = frozenset({"api_key", "api-key", "authorization"})
+_SECRET_SUFFIXES = ("_api_key", "-api-key")
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a mapping key names a secret whose value must never be written."""
+    if not isinstance(key, str):
+        return False
+    lowered = key.lower()
+    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON-serialisable data with secrets redacted (rules in the module doc)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {
+            str(key): REDACTED if is_secret_key(key) else json_safe(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, models.PointStruct):
+        # Always the same three keys, so readers of the file need not guess.
+        return {
+            "id": json_safe(value.id),
+            "payload": json_safe(value.payload),
+            "vector": json_safe(value.vector),
+        }
+    if isinstance(value, BaseModel):
+        # Document/Image/InferenceObject keep model, input and options; SparseVector keeps
+        # indices and values; mode="python" leaves bytes as bytes for the marker below.
+        return json_safe(value.model_dump(exclude_none=True))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES_MARKER: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars
+        return json_safe(value.tolist())
+    return str(value)
+
+
+def dead_letter_json(failed: FailedRecord) -> str:
+    """One JSON line for a failed record; ASCII-only, so odd input cannot break the writer."""
+    return json.dumps(
+        {
+            "stage": failed.stage,
+            "error_type": failed.error_type,
+            "reason": failed.message,
+            "attempts": failed.attempts,
+            "record": json_safe(failed.record),
+        },
+        allow_nan=False,
+    )
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Write ``FailedRecord``s as one JSONL file; returns the PCollection of written file names.
+
+    Accepts a PCollection, or a tuple/list of them (the dead letters of several stages), which
+    it flattens. One unsharded file: dead letters should be few, and a single, predictable
+    file (``<path_prefix>`` when it ends in ``.jsonl``, else ``<path_prefix>.jsonl``) is what a
+    person opens or a replay job reads. The file is written even when there are no failures,
+    so an empty file means "nothing failed" rather than "did not run".
+    """
+
+    def __init__(self, path_prefix: str) -> None:
+        super().__init__()
+        if not path_prefix:
+            raise ValueError("WriteDeadLetters needs a path prefix")
+        self._path_prefix = path_prefix
+
+    @property
+    def path(self) -> str:
+        """The file this writes."""
+        if self._path_prefix.endswith(".jsonl"):
+            return self._path_prefix
+        return self._path_prefix + ".jsonl"
+
+    def expand(self, failed: PCollection | tuple[PCollection, ...] | list[PCollection]) -> Any:
+        if isinstance(failed, (tuple, list)):
+            failed = tuple(failed) | "Flatten" >> beam.Flatten()
+        suffix = "" if self._path_prefix.endswith(".jsonl") else ".jsonl"
+        return (
+            failed
+            | "ToJson" >> beam.Map(dead_letter_json)
+            | "Write"
+            >> beam.io.WriteToText(
+                self._path_prefix,
+                file_name_suffix=suffix,
+                num_shards=1,
+                shard_name_template="",
+            )
+        )
