@@ -102,8 +102,26 @@ def test_loads_yaml_and_json_alike(tmp_path: Path) -> None:
             "embeds image but the vector gives it text",
         ),
         (
-            {"v": {"text": "{a}", "model": "openai/text-embedding-3-small"}},
-            "routes to the remote provider 'openai'",
+            {"v": {"text": "{a}", "model": "openai/mystery-model"}},
+            "size of remote model 'openai/mystery-model' is not known",
+        ),
+        (
+            {
+                "v": {
+                    "text": "{a}",
+                    "model": "openai/text-embedding-3-small",
+                    "options": {"openai-api-key": "sk-never-in-a-spec"},
+                }
+            },
+            "an API key does not belong in a spec",
+        ),
+        (
+            {"v": {"image": "{a}", "model": "openai/text-embedding-3-small"}},
+            "embeds text only",
+        ),
+        (
+            {"v": {"text": "{a}", "model": "cohere/embed-v4.0", "options": {"task": "x"}}},
+            "option 'task' is not understood by cohere",
         ),
         (
             {"v": {"text": "{a}", "model": "qdrant/bm25", "distance": "Hamming"}},

@@ -8,24 +8,35 @@ batches hold inputs of similar length, call each model once, and fan the vectors
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from apache_beam.metrics import Metrics
 from qdrant_client import models
 
 from qdrant_beam.transforms.backends.local import LocalEmbedder
-from qdrant_beam.transforms.backends.registry import InputKind
+from qdrant_beam.transforms.backends.providers import (
+    PROVIDERS,
+    Provider,
+    ProviderConfig,
+    RemoteInput,
+    estimate_tokens,
+    provider_for,
+)
+from qdrant_beam.transforms.backends.registry import Family, InputKind
+from qdrant_beam.transforms.backends.remote import CallStats, RemoteClient
 from qdrant_beam.transforms.cache import VectorCache
 from qdrant_beam.transforms.catalog import ModelCatalog
 from qdrant_beam.transforms.dead_letters import FailedRecord, Stage
 from qdrant_beam.transforms.errors import ModelNotFound, PermanentError, QdrantBeamError
-from qdrant_beam.transforms.images import ImageLimits, ImageReader
-from qdrant_beam.transforms.options import split_options
+from qdrant_beam.transforms.images import ImageLimits, ImageReader, decode_image
+from qdrant_beam.transforms.options import split_options, thaw_options
 from qdrant_beam.transforms.requests import (
     INFERENCE_TYPES,
     CallGroup,
@@ -40,6 +51,7 @@ __all__ = [
     "InferenceEngine",
     "InputFailed",
     "ModelStore",
+    "RecordingMetrics",
     "assemble",
 ]
 
@@ -59,6 +71,34 @@ class EngineMetrics:
         Metrics.distribution(METRICS_NAMESPACE, name).update(value)
 
 
+class RecordingMetrics(EngineMetrics):
+    """Holds metrics for work done off the DoFn thread (Beam's metric containers are
+    per thread); ``replay`` reports them from the DoFn thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counters: dict[str, int] = defaultdict(int)
+        self.observed: list[tuple[str, int]] = []
+
+    def inc(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def observe(self, name: str, value: int) -> None:
+        with self._lock:
+            self.observed.append((name, value))
+
+    def replay(self, into: EngineMetrics) -> None:
+        with self._lock:
+            for name, n in self.counters.items():
+                if n:
+                    into.inc(name, n)
+            for name, value in self.observed:
+                into.observe(name, value)
+            self.counters.clear()
+            self.observed.clear()
+
+
 class ModelStore:
     """Per-process state shared by every DoFn thread: loaded models, cache, image reader."""
 
@@ -68,12 +108,40 @@ class ModelStore:
         *,
         cache_size: int = 0,
         image_limits: ImageLimits | None = None,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        remote_factory: Any = None,
     ) -> None:
         self.catalog = catalog
         self.cache = VectorCache(cache_size) if cache_size > 0 else None
         self.images = ImageReader(image_limits)
         self._models: dict[CallGroup, LocalEmbedder] = {}
         self._lock = threading.Lock()
+        self.providers = {name: (providers or {}).get(name, ProviderConfig()) for name in PROVIDERS}
+        # Keys are read here, in the worker's setup, and held only by the clients.
+        self._env_keys = {
+            name: os.environ.get(config.api_key_env or PROVIDERS[name].env_key)
+            for name, config in self.providers.items()
+        }
+        self._remote: dict[tuple[str, str], RemoteClient] = {}
+        self._remote_factory = remote_factory or RemoteClient
+        self.pending: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
+        self.pending_lock = threading.Lock()
+
+    def remote(self, request: Request) -> RemoteClient:
+        """The worker's client for a request's provider and account."""
+        provider = provider_for(request.info.name)
+        assert provider is not None  # routed as remote
+        ident = (provider.name, request.group.account)
+        client = self._remote.get(ident)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._remote.get(ident)
+            if client is None:
+                key = request.secret or self._env_keys.get(provider.name)
+                client = self._remote_factory(provider, self.providers[provider.name], key)
+                self._remote[ident] = client
+            return client
 
     def embedder(self, request: Request) -> LocalEmbedder:
         """The loaded model for a request's group; loads it once per process."""
@@ -94,10 +162,17 @@ class ModelStore:
         info = self.catalog.describe(model, kind)
         split = split_options(info, options)
         group = CallGroup(info.name, kind, split.load, split.is_query)
-        self.embedder(Request((), group, info, None, None, 0))
+        request = Request((), group, info, None, None, 0)
+        if info.family is Family.REMOTE:
+            self.remote(request)
+        else:
+            self.embedder(request)
 
     def close(self) -> None:
         self.images.close()
+        for client in self._remote.values():
+            client.close()
+        self._remote.clear()
 
 
 class InferenceEngine:
@@ -162,7 +237,11 @@ class InferenceEngine:
 
     # -- requests -------------------------------------------------------------------------
     def compute(self, requests: Sequence[Request]) -> dict[Hashable, Outcome]:
-        """One outcome per unique key; duplicates and cached keys cost no model call."""
+        """One outcome per unique key; duplicates and cached keys cost no model call.
+
+        A key another thread of this worker is computing right now is waited for, not
+        computed again (batches run concurrently with remote providers).
+        """
         unique: dict[Hashable, Request] = {}
         for req in requests:
             unique.setdefault(req.key, req)
@@ -172,19 +251,61 @@ class InferenceEngine:
         if cache is not None and unique:
             outcomes.update(cache.get_many(list(unique)))
             self._m.inc("cache_hits", len(outcomes))
+        mine, theirs = self._claim([k for k in unique if k not in outcomes])
+        if theirs:
+            self._m.inc("inflight_hits", len(theirs))
         groups: dict[CallGroup, list[Request]] = defaultdict(list)
-        for key, req in unique.items():
-            if key not in outcomes:
-                groups[req.group].append(req)
+        for key in mine:
+            groups[unique[key].group].append(unique[key])
         fresh: dict[Hashable, Outcome] = {}
-        for group_requests in groups.values():
-            fresh.update(self._run_group(group_requests))
+        try:
+            for group_requests in groups.values():
+                fresh.update(self._run_group(group_requests))
+        except BaseException as exc:
+            self._release(mine, {}, exc)
+            raise
         if cache is not None:
             cache.put_many({k: v for k, v in fresh.items() if not isinstance(v, Exception)})
+        self._release(mine, fresh, None)
         outcomes.update(fresh)
+        for key, future in theirs.items():
+            outcomes[key] = future.result()
         return outcomes
 
+    def _claim(
+        self, keys: list[Hashable]
+    ) -> tuple[dict[Hashable, concurrent.futures.Future[Outcome]], dict[Hashable, Any]]:
+        store = self._store
+        mine: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
+        theirs: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
+        with store.pending_lock:
+            for key in keys:
+                running = store.pending.get(key)
+                if running is not None:
+                    theirs[key] = running
+                else:
+                    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+                    store.pending[key] = mine[key] = future
+        return mine, theirs
+
+    def _release(
+        self,
+        mine: dict[Hashable, concurrent.futures.Future[Outcome]],
+        fresh: dict[Hashable, Outcome],
+        error: BaseException | None,
+    ) -> None:
+        with self._store.pending_lock:
+            for key in mine:
+                self._store.pending.pop(key, None)
+        for key, future in mine.items():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(fresh[key])
+
     def _run_group(self, requests: list[Request]) -> dict[Hashable, Outcome]:
+        if requests[0].info.family is Family.REMOTE:
+            return self._run_remote(requests)
         try:
             embedder = self._store.embedder(requests[0])
         except ModelNotFound:
@@ -263,6 +384,90 @@ class InferenceEngine:
                     )
         self._m.observe("model_call_ms", int((time.perf_counter() - started) * _MS_PER_S))
         return result
+
+    # -- remote providers -----------------------------------------------------------------
+    def _run_remote(self, requests: list[Request]) -> dict[Hashable, Outcome]:
+        client = self._store.remote(requests[0])
+        outcomes: dict[Hashable, Outcome] = {}
+        inputs, ready = self._remote_inputs(client.provider, requests, outcomes)
+        if not ready:
+            return outcomes
+        group = ready[0].group
+        stats = CallStats()
+        started = time.perf_counter()
+        self._m.inc("model_calls")
+        self._m.inc("model_inputs", len(inputs))
+        try:
+            vectors = client.embed(
+                ready[0].info.name,
+                inputs,
+                thaw_options(group.load),
+                is_query=group.is_query,
+                expected_dim=ready[0].expected_dim,
+                stats=stats,
+            )
+        finally:
+            self._record_remote(stats)
+        self._m.observe("model_call_ms", int((time.perf_counter() - started) * _MS_PER_S))
+        outcomes.update({r.key: v for r, v in zip(ready, vectors, strict=True)})
+        return outcomes
+
+    def _record_remote(self, stats: CallStats) -> None:
+        m = self._m
+        m.inc("remote_requests", stats.requests)
+        m.inc("remote_inputs_sent", stats.inputs_sent)
+        m.inc("remote_splits", stats.splits)
+        m.inc("remote_tokens", stats.tokens)
+        m.inc("remote_throttled_ms", int(stats.throttled_s * _MS_PER_S))
+        for cause, n in stats.retries.items():
+            m.inc("remote_retries", n)
+            m.inc(f"remote_retries_{cause}", n)
+        for latency in stats.latencies_ms:
+            m.observe("remote_request_ms", latency)
+
+    def _remote_inputs(
+        self, provider: Provider, requests: list[Request], outcomes: dict[Hashable, Outcome]
+    ) -> tuple[list[RemoteInput], list[Request]]:
+        if requests[0].group.input_kind is InputKind.TEXT:
+            return [RemoteInput("text", r.value, estimate_tokens(r.value)) for r in requests], list(
+                requests
+            )
+        reader = self._store.images
+
+        def load(req: Request) -> RemoteInput | PermanentError:
+            value = req.value
+            try:
+                jina_url = isinstance(value, str) and value.startswith(("http://", "https://"))
+                if provider.name == "jinaai" and jina_url:
+                    return RemoteInput("image", value)  # Jina fetches URLs itself
+                data = reader.read(value)
+                image = decode_image(data, reader.limits)
+                if provider.name == "jinaai":
+                    return RemoteInput("image", base64.b64encode(data).decode())
+                mime = _IMAGE_MIME.get(image.format or "", "image/png")
+                encoded = base64.b64encode(data).decode()
+                return RemoteInput("image", f"data:{mime};base64,{encoded}")
+            except PermanentError as exc:
+                return exc
+
+        if len(requests) == 1 or self._image_workers <= 1:
+            loaded = [load(req) for req in requests]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(self._image_workers) as pool:
+                loaded = list(pool.map(load, requests))
+        inputs: list[RemoteInput] = []
+        ready: list[Request] = []
+        for req, item in zip(requests, loaded, strict=True):
+            if isinstance(item, Exception):
+                outcomes[req.key] = item
+            else:
+                inputs.append(item)
+                ready.append(req)
+        return inputs, ready
+
+
+#: MIME types of the formats Cohere takes as data URLs.
+_IMAGE_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
 def _permanent(exc: QdrantBeamError) -> PermanentError:

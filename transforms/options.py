@@ -16,7 +16,14 @@ from typing import Any
 from qdrant_beam.transforms.backends.registry import Family, ModelInfo, VectorKind
 from qdrant_beam.transforms.errors import UnsupportedOption
 
-__all__ = ["MRL", "SplitOptions", "canonical_json", "split_options"]
+__all__ = [
+    "MRL",
+    "FrozenJson",
+    "SplitOptions",
+    "canonical_json",
+    "split_options",
+    "thaw_options",
+]
 
 MRL = "mrl"
 INPUT_TYPE = "input_type"
@@ -33,6 +40,18 @@ _FAMILY_LOAD = {
 }
 
 
+class FrozenJson(str):
+    """A dict or list option held as canonical JSON, so call groups stay hashable."""
+
+    def thaw(self) -> Any:
+        return json.loads(self)
+
+
+def thaw_options(load: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """Load options as the provider should receive them."""
+    return {k: v.thaw() if isinstance(v, FrozenJson) else v for k, v in load}
+
+
 def canonical_json(value: Any) -> str:
     """A stable text form of options for keys: sorted keys, no whitespace."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -45,6 +64,15 @@ class SplitOptions:
     load: tuple[tuple[str, Any], ...]
     is_query: bool
     mrl: int | None
+    #: the size a remote model is asked for (``dimensions`` / ``output_dimension``)
+    output_dim: int | None = None
+    #: an API key given in the object's options; never part of a key, never printed
+    secret: str | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def size(self) -> int | None:
+        """The size of the model's output before ``mrl``, when the options set it."""
+        return self.output_dim
 
     @property
     def load_dict(self) -> dict[str, Any]:
@@ -54,6 +82,8 @@ class SplitOptions:
 def split_options(info: ModelInfo, options: Mapping[str, Any] | None) -> SplitOptions:
     """Validate ``options`` for ``info``'s model; raises ``UnsupportedOption`` naming the fix."""
     options = dict(options or {})
+    if info.family is Family.REMOTE:
+        return _split_remote(info, options)
     allowed_load = set(_FAMILY_LOAD[info.family])
     if info.is_bm25:
         allowed_load |= _BM25_LOAD
@@ -80,6 +110,52 @@ def split_options(info: ModelInfo, options: Mapping[str, Any] | None) -> SplitOp
                 f"supported options: {', '.join(allowed)}"
             )
     return SplitOptions(tuple(sorted(load.items())), is_query, mrl)
+
+
+_COHERE_INPUT_TYPES = {"classification", "clustering", "image"}
+
+
+def _split_remote(info: ModelInfo, options: dict[str, Any]) -> SplitOptions:
+    from qdrant_beam.transforms.backends.providers import provider_for
+
+    provider = provider_for(info.name)
+    assert provider is not None  # describe_model routed it here
+    load: dict[str, Any] = {}
+    is_query = False
+    secret: str | None = None
+    mrl_value: Any = None
+    for key, value in options.items():
+        if key == MRL:
+            mrl_value = value
+        elif key == provider.option_key:
+            if not isinstance(value, str) or not value:
+                raise UnsupportedOption(f"option {key!r} must be a non-empty string")
+            secret = value
+        elif key == INPUT_TYPE:
+            if value in _QUERY_TYPES:
+                is_query = True
+            elif provider.name == "cohere" and value in _COHERE_INPUT_TYPES:
+                load[key] = value
+            elif value not in _PASSAGE_TYPES:
+                raise UnsupportedOption(
+                    f"option input_type={value!r} for model {info.name!r}: use 'passage' "
+                    f"(the default, for indexing) or 'query'"
+                )
+        elif key in provider.call_options:
+            frozen = isinstance(value, (dict, list))
+            load[key] = FrozenJson(canonical_json(value)) if frozen else value
+        else:
+            allowed = sorted(provider.call_options | {INPUT_TYPE, MRL, provider.option_key})
+            raise UnsupportedOption(
+                f"option {key!r} is not understood by {provider.name} model {info.name!r}; "
+                f"supported options: {', '.join(allowed)}"
+            )
+    output_dim = provider.output_dim(options)
+    size = output_dim or info.dim
+    mrl = None
+    if mrl_value is not None:
+        mrl = _mrl(dataclasses.replace(info, dim=size), mrl_value)
+    return SplitOptions(tuple(sorted(load.items())), is_query, mrl, output_dim, secret)
 
 
 def _mrl_ok(info: ModelInfo) -> bool:

@@ -47,6 +47,9 @@ class CallGroup:
     input_kind: InputKind
     load: tuple[tuple[str, Any], ...]
     is_query: bool
+    #: fingerprint of the API key an object carries: objects of different accounts are
+    #: sent separately, but share a dedup key (the vectors are the same)
+    account: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,13 @@ class Request:
     value: Any
     mrl: int | None
     size: int
+    output_dim: int | None = None
+    secret: str | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def expected_dim(self) -> int | None:
+        """The size the model must return (before ``mrl``); None when unknown."""
+        return self.output_dim or self.info.dim
 
 
 def _normalise_text(text: Any) -> str:
@@ -109,9 +119,14 @@ def to_request(obj: Any, catalog: ModelCatalog) -> Request:
     else:
         value = raw
         ident, size = _image_key(raw)
-    group = CallGroup(info.name, kind, split.load, split.is_query)
+    group = CallGroup(info.name, kind, split.load, split.is_query, key_fingerprint(split.secret))
     key = (kind.value, info.name.lower(), ident, canonical_json(split.load), split.is_query)
-    return Request(key, group, info, value, split.mrl, size)
+    return Request(key, group, info, value, split.mrl, size, split.output_dim, split.secret)
+
+
+def key_fingerprint(key: str | None) -> str:
+    """A short one-way name for an API key: tells accounts apart without holding the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12] if key else ""
 
 
 def mrl_truncate(vector: np.ndarray, dims: int) -> np.ndarray:

@@ -18,11 +18,16 @@ from typing import Any, Literal, NamedTuple
 import apache_beam as beam
 from apache_beam.pvalue import PCollection
 from apache_beam.utils.shared import Shared
+from apache_beam.utils.windowed_value import WindowedValue
 from qdrant_client import models
 
-from qdrant_beam.transforms.backends.registry import InputKind
+from qdrant_beam.connectors.inflight import InFlight
+from qdrant_beam.connectors.window import AimdWindow
+from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
+from qdrant_beam.transforms.backends.registry import Family, InputKind
 from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
-from qdrant_beam.transforms.dead_letters import DEAD_LETTERS
+from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
+from qdrant_beam.transforms.engine import EngineMetrics, InferenceEngine, RecordingMetrics
 from qdrant_beam.transforms.errors import SpecError
 from qdrant_beam.transforms.global_dedup import GlobalDedupResolve
 from qdrant_beam.transforms.images import ImageLimits
@@ -57,13 +62,66 @@ def point_weight(point: models.PointStruct) -> int:
 
 
 class ResolveDoFn(EngineDoFn):
-    """Thin: the engine resolves a batch; bad points go to the dead-letter output."""
+    """Thin: the engine resolves a batch; bad points go to the dead-letter output.
 
-    def process(self, batch: list[models.PointStruct]) -> Iterator[Any]:
-        points, failed = self._engine.resolve(batch)
-        yield from points
-        for record in failed:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, record)
+    With ``batches_in_flight > 1`` batches resolve on threads while ``process`` takes the next
+    one (remote providers spend their time waiting on the network); ``process`` blocks when
+    that many are running, and ``finish_bundle`` waits for all of them.
+    """
+
+    def __init__(self, config: StoreConfig, shared: Shared, batches_in_flight: int = 1) -> None:
+        super().__init__(config, shared)
+        self._batches_in_flight = batches_in_flight
+
+    def setup(self) -> None:
+        super().setup()
+        self._inflight: InFlight[list[models.PointStruct], Any] | None = None
+        if self._batches_in_flight > 1:
+            n = self._batches_in_flight
+            self._inflight = InFlight(self._resolve_off_thread, AimdWindow(n, n, n))
+
+    def _resolve_off_thread(self, batch: list[models.PointStruct]) -> Any:
+        recorder = RecordingMetrics()
+        engine = InferenceEngine(
+            self._store, embed_batch_size=self._config.embed_batch_size, metrics=recorder
+        )
+        points, failed = engine.resolve(batch)
+        return points, failed, recorder
+
+    def process(
+        self,
+        batch: list[models.PointStruct],
+        window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        if self._inflight is None:
+            points, failed = self._engine.resolve(batch)
+            yield from points
+            for record in failed:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, record)
+            return
+        self._inflight.submit(batch, tag=(window, timestamp))
+        yield from self._emit(self._inflight.completed())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self._inflight is not None:
+            yield from self._emit(self._inflight.flush())
+
+    def _emit(self, done: list[tuple[Any, Any]]) -> Iterator[Any]:
+        for (win, ts), outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a deployment error (no model, refused key): fail the bundle
+            points, failed, recorder = outcome
+            recorder.replay(EngineMetrics())
+            for point in points:
+                yield WindowedValue(point, ts, (win,))
+            for record in failed:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, WindowedValue(record, ts, (win,)))
+
+    def teardown(self) -> None:
+        inflight = getattr(self, "_inflight", None)
+        if inflight is not None:
+            inflight.close()
 
 
 class ResolveInference(beam.PTransform):
@@ -83,6 +141,13 @@ class ResolveInference(beam.PTransform):
             before the first element.
         check_models: look the preloaded models' folders up now, on the launching machine;
             turn off when the folders exist only on the workers.
+        providers: remote provider settings by provider name (base URL, key variable,
+            concurrency); keys are read from the workers' environment in ``setup``.
+        batches_in_flight: batches resolved concurrently per DoFn; more than one overlaps
+            remote requests with the rest of the pipeline. Default: 4 when a spec routes a
+            vector to a remote provider, else 1.
+        inference: ``"local"`` computes vectors here; ``"server"`` leaves the inference objects
+            in the points for Qdrant to embed (Qdrant Cloud inference) and only checks them.
     """
 
     def __init__(
@@ -99,8 +164,22 @@ class ResolveInference(beam.PTransform):
         image_limits: ImageLimits | None = None,
         preload: Sequence[tuple[str, InputKind, Mapping[str, Any]]] = (),
         check_models: bool = True,
+        providers: Mapping[str, ProviderConfig | Mapping[str, Any]] | None = None,
+        batches_in_flight: int | None = None,
+        inference: Literal["local", "server"] = "local",
     ) -> None:
         super().__init__()
+        if inference not in ("local", "server"):
+            raise SpecError(f"inference must be 'local' or 'server', got {inference!r}")
+        if batches_in_flight is not None and batches_in_flight < 1:
+            raise SpecError(f"batches_in_flight must be >= 1, got {batches_in_flight}")
+        provider_configs: dict[str, ProviderConfig] = {}
+        for name, entry in (providers or {}).items():
+            if name not in PROVIDERS:
+                raise SpecError(f"unknown provider {name!r}; use one of {', '.join(PROVIDERS)}")
+            provider_configs[name] = (
+                entry if isinstance(entry, ProviderConfig) else ProviderConfig.model_validate(entry)
+            )
         if batch_size < 1 or embed_batch_size < 1 or batch_max_bytes < 1 or cache_size < 0:
             raise SpecError(
                 "batch_size, embed_batch_size and batch_max_bytes must be positive and "
@@ -114,13 +193,21 @@ class ResolveInference(beam.PTransform):
             (model, InputKind(kind), tuple(sorted(dict(opts).items())))
             for model, kind, opts in preload
         )
-        if check_models:
+        if check_models and inference == "local":
             for model, kind, opts in frozen_preload:
                 info = catalog.describe(model, kind)
-                catalog.folder(info, split_options(info, dict(opts)).load_dict)
+                if info.family is not Family.REMOTE:
+                    catalog.folder(info, split_options(info, dict(opts)).load_dict)
         self._config = StoreConfig(
-            catalog, cache_size, image_limits or ImageLimits(), embed_batch_size, frozen_preload
+            catalog,
+            cache_size,
+            image_limits or ImageLimits(),
+            embed_batch_size,
+            frozen_preload if inference == "local" else (),
+            tuple(sorted(provider_configs.items())),
         )
+        self._batches_in_flight = batches_in_flight or 1
+        self._inference = inference
         self._batch_size = batch_size
         self._batch_max_bytes = batch_max_bytes
         self._dedup = dedup
@@ -128,15 +215,20 @@ class ResolveInference(beam.PTransform):
 
     @classmethod
     def from_spec(cls, spec: PointsSpec, **kwargs: Any) -> ResolveInference:
-        """Resolve with the spec's models, preloading every model its vectors use."""
+        """Resolve with the spec's models and providers, preloading every model it uses."""
         preload = []
         seen = set()
+        remote = False
         for name, vector in spec.vectors.items():
             load = tuple(sorted(spec.split_options(name).load))
-            key = (spec.model_info(name).name, vector.input_kind, load)
+            info = spec.model_info(name)
+            remote = remote or info.family is Family.REMOTE
+            key = (info.name, vector.input_kind, load)
             if key not in seen:
                 seen.add(key)
-                preload.append((key[0], key[1], dict(load)))
+                preload.append((key[0], key[1], {k: v for k, v in load}))
+        kwargs.setdefault("providers", spec.providers)
+        kwargs.setdefault("batches_in_flight", 4 if remote else None)
         return cls(catalog=spec.catalog(), preload=preload, **kwargs)
 
     def _batch(self, pcoll: PCollection) -> PCollection:
@@ -148,13 +240,18 @@ class ResolveInference(beam.PTransform):
         )
 
     def expand(self, pcoll: PCollection) -> InferenceOutputs:
+        if self._inference == "server":
+            checked = pcoll | "CheckForServer" >> beam.ParDo(
+                ServerInferenceCheckDoFn()
+            ).with_outputs(DEAD_LETTERS, main="points")
+            return InferenceOutputs(checked.points, checked[DEAD_LETTERS])
         if self._dedup == "global":
             return InferenceOutputs(
                 *pcoll
                 | "GlobalDedup" >> GlobalDedupResolve(self._config, self._shared, self._batch_size)
             )
         outputs = self._batch(pcoll) | "Embed" >> beam.ParDo(
-            ResolveDoFn(self._config, self._shared)
+            ResolveDoFn(self._config, self._shared, self._batches_in_flight)
         ).with_outputs(DEAD_LETTERS, main="points")
         return InferenceOutputs(outputs.points, outputs[DEAD_LETTERS])
 
@@ -164,3 +261,38 @@ def has_inference(point: models.PointStruct) -> bool:
     if isinstance(vector, dict):
         return any(isinstance(v, INFERENCE_TYPES) for v in vector.values())
     return isinstance(vector, INFERENCE_TYPES)
+
+
+class ServerInferenceCheckDoFn(beam.DoFn):
+    """Server-side inference: points keep their inference objects; this only sends points
+    whose objects Qdrant could never embed (no model, empty text, no image) to dead letters."""
+
+    def process(self, point: models.PointStruct) -> Iterator[Any]:
+        vector = point.vector
+        objects = vector.items() if isinstance(vector, dict) else [(None, vector)]
+        for name, obj in objects:
+            problem = _server_problem(obj)
+            if problem is not None:
+                where = f"vector {name!r}" if name is not None else "vector"
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS,
+                    FailedRecord(point, Stage.INFERENCE, "InvalidRecord", f"{where}: {problem}"),
+                )
+                return
+        yield point
+
+
+def _server_problem(obj: Any) -> str | None:
+    if not isinstance(obj, INFERENCE_TYPES):
+        return None
+    if not obj.model:
+        return "inference object has no model"
+    if isinstance(obj, models.Document):
+        if not isinstance(obj.text, str) or not obj.text.strip():
+            return "document text is empty or whitespace"
+    elif isinstance(obj, models.Image):
+        if obj.image is None or (isinstance(obj.image, str) and not obj.image.strip()):
+            return "image input is empty"
+    elif obj.object is None:
+        return "inference object has no input"
+    return None

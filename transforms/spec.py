@@ -25,7 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from qdrant_beam.transforms.backends.registry import InputKind, ModelInfo, VectorKind
+from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
+from qdrant_beam.transforms.backends.registry import Family, InputKind, ModelInfo, VectorKind
 from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
 from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
 from qdrant_beam.transforms.options import SplitOptions, split_options
@@ -107,6 +108,11 @@ class PointsSpec(_Strict):
         description="Folders searched for models not mapped under `models:`; "
         "$QDRANT_BEAM_MODELS adds more.",
     )
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=dict,
+        description="Remote provider settings by provider (openai, cohere, jinaai, openrouter): "
+        "base URL, key variable, concurrency. Never a key itself.",
+    )
 
     _infos: dict[str, ModelInfo] = PrivateAttr(default_factory=dict)
     _splits: dict[str, SplitOptions] = PrivateAttr(default_factory=dict)
@@ -114,6 +120,11 @@ class PointsSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> PointsSpec:
         _parse(self.id, "id")
+        for provider in self.providers:
+            if provider not in PROVIDERS:
+                raise ValueError(
+                    f"providers.{provider}: unknown provider; use one of {', '.join(PROVIDERS)}"
+                )
         for name, vector in self.vectors.items():
             where = f"vectors.{name}"
             if not name:
@@ -126,6 +137,18 @@ class PointsSpec(_Strict):
                 split = split_options(info, vector.options)
             except QdrantBeamError as exc:
                 raise ValueError(f"{where}: {exc}") from None
+            if split.secret is not None:
+                raise ValueError(
+                    f"{where}.options: an API key does not belong in a spec (specs are "
+                    f"pickled into the pipeline and logged); set it in the environment of the "
+                    f"workers, or name the variable in providers.<name>.api_key_env"
+                )
+            if info.family is Family.REMOTE and not (split.mrl or split.output_dim or info.dim):
+                raise ValueError(
+                    f"{where}: the size of remote model {vector.model!r} is not known; set its "
+                    f"size option (dimensions / output_dimension) or declare `dim` for it "
+                    f"under `models:`"
+                )
             if vector.modifier is not None and info.vector_kind is not VectorKind.SPARSE:
                 raise ValueError(f"{where}.modifier: only sparse vectors take a modifier")
             self._infos[name] = info
@@ -147,7 +170,8 @@ class PointsSpec(_Strict):
         info = self._infos[vector]
         if info.vector_kind is VectorKind.SPARSE:
             return None
-        return self._splits[vector].mrl or info.dim
+        split = self._splits[vector]
+        return split.mrl or split.output_dim or info.dim
 
     def sparse_modifier(self, vector: str) -> str | None:
         if self._infos[vector].vector_kind is not VectorKind.SPARSE:

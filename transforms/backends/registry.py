@@ -26,6 +26,7 @@ __all__ = [
     "default_input_kind",
     "describe_model",
     "known_local_models",
+    "remote_provider",
 ]
 
 BM25_MODEL = "Qdrant/bm25"
@@ -156,13 +157,8 @@ def describe_model(
         declared_dim: the size the spec declares (overrides fastembed's list for custom folders).
         has_local_folder: the spec maps the name to a local folder, which beats provider routing.
     """
-    provider = remote_provider(name)
-    if provider and not has_local_folder:
-        raise SpecError(
-            f"model {name!r} routes to the remote provider {provider!r}, which this version of "
-            f"qdrant-beam does not call yet; use a local fastembed model, or map {name!r} to a "
-            f"local folder under `models:`"
-        )
+    if remote_provider(name) and not has_local_folder:
+        return _describe_remote(name, input_kind, declared_kind, declared_dim)
     table = known_local_models()
     lookup = name.lower()
     if input_kind is InputKind.IMAGE and f"{lookup}#image" in table:
@@ -216,4 +212,28 @@ def describe_model(
         custom=True,
         pooling=pooling,
         normalization=normalization,
+    )
+
+
+def _describe_remote(
+    name: str, input_kind: InputKind, declared_kind: VectorKind | None, declared_dim: int | None
+) -> ModelInfo:
+    from qdrant_beam.transforms.backends.providers import provider_for
+
+    provider = provider_for(name)
+    assert provider is not None  # remote_provider() matched its prefix
+    if input_kind is InputKind.IMAGE and not provider.takes_images(name):
+        takes = sorted(provider.image_models)
+        raise SpecError(
+            f"model {name!r} embeds text only; {provider.name} image models: "
+            f"{', '.join(takes) if takes else 'none'}"
+        )
+    if declared_kind is not None and declared_kind is not VectorKind.DENSE:
+        raise SpecError(f"remote model {name!r} makes dense vectors, not {declared_kind.value}")
+    return ModelInfo(
+        name,
+        Family.REMOTE,
+        VectorKind.DENSE,
+        input_kind,
+        declared_dim or provider.known_dim(name),
     )
