@@ -80,6 +80,15 @@ def point_bytes(point: models.PointStruct) -> int:
     return size
 
 
+def has_inference_objects(point: Any) -> bool:
+    vector = getattr(point, "vector", None)
+    values = vector.values() if isinstance(vector, dict) else [vector]
+    return any(isinstance(v, _INFERENCE_TYPES) for v in values)
+
+
+_INFERENCE_TYPES = (models.Document, models.Image, models.InferenceObject)
+
+
 def _valid_id(pid: Any) -> bool:
     if isinstance(pid, bool) or pid is None:
         return False
@@ -127,6 +136,7 @@ class SinkConfig:
     policy: RetryPolicy
     window: tuple[int, int, int]  # minimum, initial, maximum
     seed: int | None
+    inference: str = "local"
 
 
 class _WriteDoFn(beam.DoFn):
@@ -139,7 +149,10 @@ class _WriteDoFn(beam.DoFn):
 
     def setup(self) -> None:
         config = self._config
-        self._client = config.target.connect()
+        server = config.inference == "server"
+        self._client = (
+            config.target.connect(cloud_inference=True) if server else config.target.connect()
+        )
         minimum, initial, maximum = config.window
         self._inflight: InFlight[list[models.PointStruct], WriteReport] = InFlight(
             self._write, AimdWindow(minimum=minimum, initial=initial, maximum=maximum)
@@ -172,7 +185,21 @@ class _WriteDoFn(beam.DoFn):
     ) -> Iterator[Any]:
         good: list[models.PointStruct] = []
         for point in batch:
-            if _valid_id(getattr(point, "id", None)):
+            if self._config.inference == "local" and has_inference_objects(point):
+                self._m.dead.inc()
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS,
+                    FailedRecord.from_exception(
+                        point,
+                        Stage.WRITE,
+                        InvalidRecord(
+                            "point still holds inference objects: resolve them first "
+                            "(ResolveInference), or write with inference='server' to let "
+                            "Qdrant embed them"
+                        ),
+                    ),
+                )
+            elif _valid_id(getattr(point, "id", None)):
                 good.append(point)
             else:
                 self._m.dead.inc()
@@ -261,6 +288,9 @@ class WriteToQdrant(beam.PTransform):
         window_min / window_initial / window_max: requests in flight per worker (AIMD).
         clock: for tests; the clock retries sleep on.
         seed: seeds the backoff jitter, for reproducible tests.
+        inference: ``"server"`` sends points whose vectors are inference objects as they are,
+            for Qdrant to embed (Qdrant Cloud inference, as qdrant-client's
+            ``cloud_inference=True``); needs a server URL.
     """
 
     def __init__(
@@ -282,8 +312,16 @@ class WriteToQdrant(beam.PTransform):
         clock: Clock | None = None,
         seed: int | None = None,
         manage_collection: bool = True,
+        inference: str = "local",
     ) -> None:
         super().__init__()
+        if inference not in ("local", "server"):
+            raise SpecError(f"inference must be 'local' or 'server', got {inference!r}")
+        if inference == "server" and target.url is None:
+            raise SpecError(
+                "server-side inference needs a Qdrant server that embeds (QdrantTarget(url=...)); "
+                "the embedded local mode cannot, so resolve the vectors in the pipeline instead"
+            )
         if spec is not None and schema is None:
             schema = CollectionSchema.from_spec(spec, collection)
         name = collection or (schema.name if schema else None)
@@ -311,6 +349,7 @@ class WriteToQdrant(beam.PTransform):
             retry_policy or RetryPolicy(),
             (window_min, window_initial, window_max),
             seed,
+            inference,
         )
         self._clock = clock
         self.collection_status: str | None = None

@@ -1,4 +1,10 @@
-"""The ``qdrant-beam`` command line."""
+"""The ``qdrant-beam`` command line.
+
+``ingest`` and ``reindex`` take every Beam pipeline option besides their own (they are
+``PipelineOptions`` subclasses), so ``--runner DataflowRunner --project ...`` passes through.
+Without ``--runner`` they run on ``FnApiRunner``, in this process: Beam's default would first
+try to download the Prism runner.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from qdrant_beam.transforms.errors import SpecError
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 
 __all__ = ["main"]
@@ -33,7 +41,96 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_options(argv: list[str]) -> PipelineOptions:
+    if not any(a == "--runner" or a.startswith("--runner=") for a in argv):
+        argv = [*argv, "--runner=FnApiRunner"]
+    return PipelineOptions(argv)
+
+
+def _job(command: str, argv: list[str]) -> int:
+    from qdrant_beam.pipelines.jobs import run_ingest, run_reindex
+
+    options = _pipeline_options(argv)
+    run = run_ingest if command == "ingest" else run_reindex
+    result = run(options, emit=_say)
+    print(f"{command} into {result.collection}:")
+    for line in result.summary.lines():
+        print(f"  {line}")
+    return result.exit_code
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from qdrant_beam.connectors.target import QdrantTarget
+    from qdrant_beam.pipelines.jobs import load_job_spec
+    from qdrant_beam.pipelines.query import search
+
+    spec = load_job_spec(args.spec)
+    if bool(args.qdrant_url) == bool(args.qdrant_path):
+        raise SpecError("give exactly one of --qdrant-url or --qdrant-path")
+    target = (
+        QdrantTarget(url=args.qdrant_url, api_key_env=args.qdrant_api_key_env)
+        if args.qdrant_url
+        else QdrantTarget(path=args.qdrant_path)
+    )
+    client = target.connect()
+    try:
+        hits = search(
+            client,
+            spec,
+            args.text,
+            vector=args.vector,
+            small=args.small,
+            sparse=args.sparse,
+            limit=args.limit,
+            collection=args.collection,
+        )
+    finally:
+        target.release(client)
+    if args.json:
+        print(json.dumps([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        payload = hit.payload or {}
+        title = next((str(payload[k]) for k in args.show if k in payload), "")
+        print(f"{rank:2d}. {hit.score:.4f}  {hit.id}  {title}")
+    return 0
+
+
+JOB_COMMANDS = ("ingest", "reindex")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in JOB_COMMANDS:
+        if any(a in ("-h", "--help") for a in args_list[1:]):
+            return _job_help(args_list[0])
+        try:
+            return _job(args_list[0], args_list[1:])
+        except QdrantBeamError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return _main(args_list)
+
+
+def _job_help(command: str) -> int:
+    from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions
+
+    parser = argparse.ArgumentParser(
+        prog=f"qdrant-beam {command}",
+        description="Any Beam pipeline option is accepted too (--runner, --project, ...).",
+    )
+    IngestOptions._add_argparse_args(parser)
+    if command == "reindex":
+        ReindexOptions._add_argparse_args(parser)
+    parser.print_help()
+    return 0
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="qdrant-beam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
@@ -42,10 +139,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="validate a spec and list its vectors")
     validate.add_argument("spec", help="YAML or JSON spec file")
     validate.set_defaults(run=_validate)
+    commands.add_parser("ingest", help="read records, embed them, write points (see --help)")
+    commands.add_parser(
+        "reindex", help="incremental or rebuild reindex of a collection (see --help)"
+    )
+    query = commands.add_parser("query", help="search an index built from a spec")
+    query.add_argument("--spec", required=True)
+    query.add_argument("--vector", required=True, help="the dense or multi-vector to rank by")
+    query.add_argument("--text", required=True)
+    query.add_argument("--small", help="an MRL-small vector to prefetch with, then rescore")
+    query.add_argument("--sparse", help="a sparse vector (e.g. BM25) to fuse with by RRF")
+    query.add_argument("--limit", type=int, default=5)
+    query.add_argument("--collection", help="collection or alias (default: the spec's)")
+    query.add_argument("--qdrant-url")
+    query.add_argument("--qdrant-path")
+    query.add_argument("--qdrant-api-key-env", default="QDRANT_API_KEY")
+    query.add_argument(
+        "--show", nargs="*", default=["title", "name", "text"], help="payload fields to print"
+    )
+    query.add_argument("--json", action="store_true", help="print hits as JSON")
+    query.set_defaults(run=_query)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except SpecError as exc:
+    except QdrantBeamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -285,6 +285,8 @@ class Stats:
     points_rejected: int = 0  # points in upserts answered 4xx by the backend
     bytes_received: int = 0
     max_concurrent_seen: int = 0
+    inference_objects: int = 0  # inference objects in upserts (server-side inference)
+    inference_computed: int = 0  # of those, computed: one per distinct object per request
     errors: list[str] = field(default_factory=list)  # unexpected backend exceptions (500s)
 
 
@@ -516,7 +518,11 @@ class QdrantTestServer:
         request_log_size: int = 10_000,
         gate_timeout_s: float = 30.0,
         drain_timeout_s: float = 5.0,
+        inference: Callable[[Any], Any] | None = None,
     ) -> None:
+        """``inference`` emulates Qdrant Cloud inference: it maps one inference object to its
+        vector; identical objects in one request are computed once, as Qdrant does."""
+        self.inference = inference
         self.host = host
         self.port = port
         self.store = store
@@ -1118,7 +1124,7 @@ class QdrantTestServer:
             return result
         ops = _POINT_INSERT.validate_json(body)
         if isinstance(ops, models.PointsList):
-            points: Any = ops.points
+            points: Any = self._infer(ops.points)
             n = len(ops.points)
         else:
             points = ops.batch
@@ -1143,6 +1149,37 @@ class QdrantTestServer:
             self._stats.points_upserted += n
             self._stats.upserts_applied += 1
         return result
+
+    def _infer(self, points: list[models.PointStruct]) -> list[models.PointStruct]:
+        """Replace inference objects by vectors, each distinct object once per request."""
+        kinds = (models.Document, models.Image, models.InferenceObject)
+        computed: dict[str, Any] = {}
+        objects = 0
+        out = []
+        for point in points:
+            vector = point.vector
+            if not isinstance(vector, dict) or not any(
+                isinstance(v, kinds) for v in vector.values()
+            ):
+                out.append(point)
+                continue
+            if self.inference is None:
+                raise _HttpError(400, "Inference is not enabled on this server")
+            resolved = {}
+            for name, value in vector.items():
+                if isinstance(value, kinds):
+                    objects += 1
+                    key = value.model_dump_json()
+                    if key not in computed:
+                        computed[key] = self.inference(value)
+                    resolved[name] = computed[key]
+                else:
+                    resolved[name] = value
+            out.append(point.model_copy(update={"vector": resolved}))
+        with self._stats_lock:
+            self._stats.inference_objects += objects
+            self._stats.inference_computed += len(computed)
+        return out
 
     def _api_retrieve(self, rec: RequestRecord, g: dict[str, str], body: bytes) -> Any:
         req = self._parse(models.PointRequest, body)

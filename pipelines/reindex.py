@@ -1,0 +1,397 @@
+"""Reindexing: skip records whose content did not change, or rebuild behind an alias.
+
+Incremental: every point carries ``CONTENT_HASH_FIELD`` in its payload, a hash over its
+inference objects, the spec's vector definitions and its payload. Before inference, the
+stored hashes are scrolled from Qdrant (payload selector: that field only, no vectors) and
+joined with the new points by id: unchanged points are dropped before any model sees them,
+changed and new ones are embedded and upserted, and with ``delete_missing`` the ids that no
+longer have a record are deleted. Point ids are deterministic and upserts idempotent, so a
+run that crashed is finished by running it again.
+
+Rebuild: write into ``<alias>_v<N>``, check its count, then move the alias in one atomic
+``update_collection_aliases`` call; readers of the alias see the old or the new version,
+never a partial one. A rebuild that crashed left an unaliased newest version behind: the
+next run reuses it (ids are deterministic, so nothing duplicates) instead of starting over.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import PCollection
+from qdrant_client import models
+
+from qdrant_beam.connectors.clock import Clock, SystemClock
+from qdrant_beam.connectors.qdrant_errors import translate_errors
+from qdrant_beam.connectors.retry import RetryPolicy
+from qdrant_beam.connectors.target import QdrantTarget
+from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
+from qdrant_beam.transforms.options import canonical_json
+from qdrant_beam.transforms.requests import INFERENCE_TYPES
+from qdrant_beam.transforms.spec import PointsSpec
+
+__all__ = [
+    "CONTENT_HASH_FIELD",
+    "REINDEX_NAMESPACE",
+    "AliasPlan",
+    "DeletePoints",
+    "SkipUnchanged",
+    "content_hash",
+    "finish_rebuild",
+    "plan_rebuild",
+]
+
+CONTENT_HASH_FIELD = "_qdrant_beam_hash"
+REINDEX_NAMESPACE = "qdrant_beam.reindex"
+_SCROLL_PAGE = 1_000
+_DELETE_BATCH = 512
+_SECRET = re.compile(r"(^|[-_])api[-_]?key$", re.IGNORECASE)
+
+T = TypeVar("T")
+
+
+def spec_fingerprint(spec: PointsSpec) -> str:
+    """The part of the spec that shapes vectors: changing a model or option re-embeds all."""
+    vectors = {name: v.model_dump(mode="json") for name, v in sorted(spec.vectors.items())}
+    return canonical_json(vectors)
+
+
+def _object_form(value: Any) -> Any:
+    if isinstance(value, INFERENCE_TYPES):
+        dumped = value.model_dump(mode="json", exclude_none=True)
+        options = dumped.get("options")
+        if isinstance(options, dict):  # keys change nothing in the vector
+            dumped["options"] = {k: v for k, v in options.items() if not _SECRET.search(k)}
+        return dumped
+    if isinstance(value, models.SparseVector):
+        return value.model_dump(mode="json")
+    return value
+
+
+def content_hash(point: models.PointStruct, fingerprint: str) -> str:
+    """Hash of everything that makes up the stored point: inputs, vector specs, payload."""
+    vector = point.vector
+    inputs = (
+        {name: _object_form(v) for name, v in vector.items()}
+        if isinstance(vector, dict)
+        else _object_form(vector)
+    )
+    payload = {k: v for k, v in (point.payload or {}).items() if k != CONTENT_HASH_FIELD}
+    text = canonical_json([fingerprint, inputs, payload])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def id_key(point_id: Any) -> str:
+    """Ids as Qdrant returns them: integers as text, UUIDs in canonical form."""
+    if isinstance(point_id, int):
+        return str(point_id)
+    try:
+        return str(uuid.UUID(str(point_id)))
+    except ValueError:
+        return str(point_id)
+
+
+def with_retries(
+    action: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """``action()``, retried on transient Qdrant errors per ``policy``."""
+    clock = clock or SystemClock()
+    rng = rng or random.Random()
+    started = clock.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with translate_errors():
+                return action()
+        except QdrantBeamError as exc:
+            wait = policy.next_wait_s(attempt, exc, clock.monotonic() - started, rng)
+            if wait is None:
+                raise
+            clock.sleep(wait)
+
+
+class _HashPoint(beam.DoFn):
+    def __init__(self, fingerprint: str) -> None:
+        self._fingerprint = fingerprint
+
+    def process(self, point: models.PointStruct) -> Iterator[tuple[str, models.PointStruct]]:
+        digest = content_hash(point, self._fingerprint)
+        payload = {**(point.payload or {}), CONTENT_HASH_FIELD: digest}
+        yield id_key(point.id), point.model_copy(update={"payload": payload})
+
+
+class _ScrollHashes(beam.DoFn):
+    """Reads (id, stored hash) of every point in the collection; nothing if it is missing."""
+
+    def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
+        self._target = target
+        self._collection = collection
+        self._policy = policy
+
+    def process(self, _: Any) -> Iterator[tuple[str, str | None]]:
+        client = self._target.connect()
+        try:
+            yield from self._scroll(client)
+        finally:
+            self._target.release(client)
+
+    def _scroll(self, client: Any) -> Iterator[tuple[str, str | None]]:
+        if not with_retries(lambda: client.collection_exists(self._collection), self._policy):
+            return
+        selector = models.PayloadSelectorInclude(include=[CONTENT_HASH_FIELD])
+
+        def page(start: Any) -> Any:
+            return client.scroll(
+                self._collection,
+                limit=_SCROLL_PAGE,
+                offset=start,
+                with_payload=selector,
+                with_vectors=False,
+            )
+
+        offset: Any = None
+        while True:
+            records, offset = with_retries(functools.partial(page, offset), self._policy)
+            for record in records:
+                yield id_key(record.id), (record.payload or {}).get(CONTENT_HASH_FIELD)
+            if offset is None:
+                return
+
+
+class _Classify(beam.DoFn):
+    """Joined (id, {points, stored}) -> changed/new points on main, vanished ids on 'missing'."""
+
+    MISSING = "missing"
+
+    def __init__(self) -> None:
+        counter = lambda name: Metrics.counter(REINDEX_NAMESPACE, name)  # noqa: E731
+        self._skipped = counter("skipped")
+        self._updated = counter("updated")
+        self._added = counter("added")
+        self._missing = counter("missing")
+
+    def process(self, joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+        key, parts = joined
+        points = list(parts["points"])
+        stored = list(parts["stored"])
+        if not points:
+            self._missing.inc()
+            yield beam.pvalue.TaggedOutput(self.MISSING, key)
+            return
+        for point in points:
+            digest = (point.payload or {}).get(CONTENT_HASH_FIELD)
+            if stored and stored[0] == digest:
+                self._skipped.inc()
+            elif stored:
+                self._updated.inc()
+                yield point
+            else:
+                self._added.inc()
+                yield point
+
+
+class SkipUnchanged(beam.PTransform):
+    """Points (inference objects unresolved) -> only the new and changed ones, each with its
+    content hash in the payload; ``missing`` holds the ids that have no record any more."""
+
+    def __init__(
+        self,
+        spec: PointsSpec,
+        target: QdrantTarget,
+        collection: str,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        self._fingerprint = spec_fingerprint(spec)
+        self._target = target
+        self._collection = collection
+        self._policy = policy or RetryPolicy()
+
+    def expand(self, points: PCollection) -> tuple[PCollection, PCollection]:
+        hashed = points | "Hash" >> beam.ParDo(_HashPoint(self._fingerprint))
+        stored = (
+            points.pipeline
+            | "Once" >> beam.Create([None])
+            | "ScrollStoredHashes"
+            >> beam.ParDo(_ScrollHashes(self._target, self._collection, self._policy))
+        )
+        classified = (
+            {"points": hashed, "stored": stored}
+            | "JoinById" >> beam.CoGroupByKey()
+            | "Classify" >> beam.ParDo(_Classify()).with_outputs(_Classify.MISSING, main="changed")
+        )
+        return classified.changed, classified[_Classify.MISSING]
+
+
+class _DeleteDoFn(beam.DoFn):
+    def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
+        self._target = target
+        self._collection = collection
+        self._policy = policy
+        self._deleted = Metrics.counter(REINDEX_NAMESPACE, "deleted")
+
+    def setup(self) -> None:
+        self._client = self._target.connect()
+
+    def process(self, ids: list[str]) -> Iterator[int]:
+        parsed: list[Any] = [int(i) if i.isdigit() else i for i in ids]
+        selector = models.PointIdsList(points=parsed)
+        lock = self._target.write_lock()
+
+        def delete() -> Any:
+            if lock is None:
+                return self._client.delete(self._collection, selector, wait=True)
+            with lock:
+                return self._client.delete(self._collection, selector, wait=True)
+
+        with_retries(delete, self._policy)
+        self._deleted.inc(len(ids))
+        yield len(ids)
+
+    def teardown(self) -> None:
+        if getattr(self, "_client", None) is not None:
+            self._target.release(self._client)
+            self._client = None
+
+
+class DeletePoints(beam.PTransform):
+    """Ids (as ``id_key`` text) -> deleted from the collection, in batches, with retries."""
+
+    def __init__(
+        self, target: QdrantTarget, collection: str, policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__()
+        self._target = target
+        self._collection = collection
+        self._policy = policy or RetryPolicy()
+
+    def expand(self, ids: PCollection) -> PCollection:
+        return (
+            ids
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=_DELETE_BATCH)
+            | "Delete" >> beam.ParDo(_DeleteDoFn(self._target, self._collection, self._policy))
+        )
+
+
+# -- rebuild ------------------------------------------------------------------------------
+
+
+class AliasPlan:
+    """Which versioned collection a rebuild writes, and what the alias points at now."""
+
+    def __init__(self, alias: str, live: str | None, target: str, resumed: bool) -> None:
+        self.alias = alias
+        self.live = live
+        self.target = target
+        self.resumed = resumed
+
+    def __repr__(self) -> str:
+        return (
+            f"AliasPlan(alias={self.alias!r}, live={self.live!r}, target={self.target!r}, "
+            f"resumed={self.resumed})"
+        )
+
+
+def _versions(client: Any, alias: str) -> dict[int, str]:
+    pattern = re.compile(rf"^{re.escape(alias)}_v(\d+)$")
+    names = [c.name for c in client.get_collections().collections]
+    return {int(m.group(1)): n for n in names if (m := pattern.match(n))}
+
+
+def _alias_target(client: Any, alias: str) -> str | None:
+    for entry in client.get_aliases().aliases:
+        if entry.alias_name == alias:
+            return str(entry.collection_name)
+    return None
+
+
+def plan_rebuild(client: Any, alias: str) -> AliasPlan:
+    """The next version to build; an unaliased newest version left by a crash is reused."""
+    with translate_errors():
+        names = {c.name for c in client.get_collections().collections}
+        if alias in names:
+            raise SpecError(
+                f"{alias!r} is a collection, but a rebuild serves {alias!r} as an alias over "
+                f"versioned collections ({alias}_v1, {alias}_v2, ...). Rebuild under another "
+                f"name, or move the data: create the alias once with `--collection` naming a "
+                f"new alias, then point readers at it"
+            )
+        versions = _versions(client, alias)
+        live = _alias_target(client, alias)
+    if versions:
+        newest = max(versions)
+        if versions[newest] != live:
+            return AliasPlan(alias, live, versions[newest], resumed=True)
+        return AliasPlan(alias, live, f"{alias}_v{newest + 1}", resumed=False)
+    return AliasPlan(alias, live, f"{alias}_v1", resumed=False)
+
+
+def finish_rebuild(
+    client: Any,
+    plan: AliasPlan,
+    *,
+    expected_points: int,
+    keep_versions: int,
+    grace_s: float,
+    clock: Clock | None = None,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """Check the new version's count, switch the alias atomically, drop old versions.
+
+    Returns the collections dropped. Raises ``SpecError`` (and leaves the alias alone) when
+    the new version holds fewer points than the run wrote.
+    """
+    clock = clock or SystemClock()
+    with translate_errors():
+        count = client.count(plan.target, exact=True).count
+    if count < expected_points:
+        raise SpecError(
+            f"{plan.target} holds {count} points but {expected_points} were written; the alias "
+            f"{plan.alias!r} still points at {plan.live!r}. Run the rebuild again to finish it"
+        )
+    actions: list[Any] = []
+    if plan.live is not None:
+        actions.append(
+            models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=plan.alias))
+        )
+    actions.append(
+        models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=plan.target, alias_name=plan.alias)
+        )
+    )
+    with translate_errors():
+        client.update_collection_aliases(change_aliases_operations=actions)
+    log(f"alias {plan.alias!r} -> {plan.target} ({count:,} points; was {plan.live})")
+    if grace_s > 0:
+        clock.sleep(grace_s)
+    with translate_errors():
+        versions = _versions(client, plan.alias)
+    live_version = next(v for v, name in versions.items() if name == plan.target)
+    old = sorted((v for v in versions if v < live_version), reverse=True)
+    dropped = []
+    for version in old[keep_versions:]:
+        with translate_errors():
+            client.delete_collection(versions[version])
+        dropped.append(versions[version])
+    if dropped:
+        log(f"dropped old versions: {', '.join(dropped)}")
+    return dropped
+
+
+def versions_json(client: Any, alias: str) -> str:
+    """For logs: the versions and the alias target."""
+    return json.dumps({"versions": _versions(client, alias), "live": _alias_target(client, alias)})
