@@ -30,7 +30,7 @@ from apache_beam.pvalue import PCollection
 from pydantic import BaseModel
 from qdrant_client import models
 
-from qdrant_beam.transforms.dead_letters import FailedRecord
+from qdrant_beam.transforms.dead_letters import FailedRecord, is_secret_key
 
 __all__ = ["BYTES_MARKER", "REDACTED", "WriteDeadLetters", "dead_letter_json", "is_secret_key"]
 
@@ -39,17 +39,6 @@ REDACTED = "<redacted>"
 
 #: Key of the one-entry object that stands for bytes: ``{"$base64": "..."}``.
 BYTES_MARKER = "$base64"
-
-_SECRET_NAMES = frozenset({"api_key", "api-key", "authorization"})
-_SECRET_SUFFIXES = ("_api_key", "-api-key")
-
-
-def is_secret_key(key: Any) -> bool:
-    """Whether a mapping key names a secret whose value must never be written."""
-    if not isinstance(key, str):
-        return False
-    lowered = key.lower()
-    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_SUFFIXES)
 
 
 def json_safe(value: Any) -> Any:

@@ -1,0 +1,526 @@
+"""Job benchmarks: the ``qdrant-beam`` CLI end to end, on a real-English WordNet corpus.
+
+* ``incremental``: ``reindex --mode incremental`` of 5,000 records into a fresh embedded Qdrant,
+  then the same command again with nothing changed. The re-run should skip every record with
+  zero model calls and take at most 10% of the first run.
+* ``memory``: peak RSS of ``ingest`` for 5,000 and for 50,000 records, each in a fresh
+  subprocess into a fresh ``--qdrant-path``; the 50k peak should be at most 1.5x the 5k peak.
+
+Every job is a subprocess (``python -m qdrant_beam.pipelines.cli``) with ``HF_HUB_OFFLINE=1``.
+Peak RSS is the child's own ``ru_maxrss`` from ``wait4``; RSS is also sampled from
+``/proc/<pid>/status`` while it runs, to show how it grows. The embedded Qdrant (local mode)
+runs inside the job's process and holds every point in memory, so it counts in the RSS.
+Run: ``python bench/bench_jobs.py --json bench/results/jobs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wordnet_corpus import DEFAULT_CACHE, WordnetUnavailable, write_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_DIR = REPO / "models" / "all-MiniLM-L6-v2"
+EXAMPLE_SPEC = REPO / "examples" / "articles.yaml"
+COLLECTION = "bench"
+INCREMENTAL_TARGET = 0.10
+MEMORY_TARGET = 1.5
+
+
+@dataclasses.dataclass
+class CliRun:
+    """One finished CLI subprocess: timings, parsed summary, memory."""
+
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    summary: dict[str, Any]
+    peak_rss_mb: float
+    #: (seconds since start, RSS MB, records read so far or None)
+    rss_samples: list[tuple[float, float, int | None]]
+    max_descendants: int
+    stderr_tail: list[str]
+
+    def brief(self) -> dict[str, Any]:
+        """JSON-friendly view without the raw samples."""
+        out = dataclasses.asdict(self)
+        out.pop("rss_samples")
+        out["rss_timeline"] = timeline(self.rss_samples)
+        return out
+
+
+# ---------------------------------------------------------------- specs and corpora
+
+
+def write_spec(path: Path, *, variant: str, text: str = "{title}. {body}") -> Path:
+    """``examples/articles.yaml`` with an absolute model path and collection ``bench``.
+
+    ``variant="articles"`` keeps its three vectors (dense, MRL-64, BM25); ``"hybrid"`` keeps
+    the dense MiniLM vector and BM25 only. ``text`` replaces every vector's text template.
+    """
+    spec = yaml.safe_load(EXAMPLE_SPEC.read_text(encoding="utf-8"))
+    spec["collection"] = COLLECTION
+    spec["models"] = {MODEL: {"path": str(MODEL_DIR)}}
+    vectors: dict[str, Any] = spec["vectors"]
+    if variant == "hybrid":
+        vectors = {name: vectors[name] for name in ("dense", "bm25")}
+    elif variant != "articles":
+        raise ValueError(f"unknown spec variant {variant!r}")
+    for vector in vectors.values():
+        vector["text"] = text
+    spec["vectors"] = vectors
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def corpus(n: int, cache: Path) -> Path:
+    """``build/wordnet/corpus-<n>.jsonl``, written once."""
+    name = f"corpus-{n // 1000}k.jsonl" if n % 1000 == 0 else f"corpus-{n}.jsonl"
+    path = cache / name
+    if not path.is_file():
+        write_corpus(path, n, cache=cache)
+    return path
+
+
+# ---------------------------------------------------------------- running the CLI
+
+_NUM = r"([\d,]+)"
+_SUMMARY = {
+    "records_read": re.compile(rf"records read:\s+{_NUM}"),
+    "points_written": re.compile(rf"points written:\s+{_NUM}"),
+    "retries": re.compile(rf"retries:\s+{_NUM}"),
+    "dead_letters": re.compile(rf"dead letters:\s+{_NUM}"),
+}
+_INFERENCE = re.compile(rf"inference:\s+{_NUM} objects -> {_NUM} model inputs in {_NUM} calls")
+_REINDEX = re.compile(r"reindex:\s+(.*)$")
+_ELAPSED = re.compile(r"elapsed:\s+([\d,.]+) s")
+_PROGRESS = re.compile(r"progress: ([\d,]+) records read")
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def parse_summary(stdout: str) -> dict[str, Any]:
+    """The numbers of the summary the CLI prints (``JobSummary.lines``)."""
+    out: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        for key, pattern in _SUMMARY.items():
+            if m := pattern.search(line):
+                out[key] = _int(m.group(1))
+        if m := _INFERENCE.search(line):
+            out["inference_objects"], out["model_inputs"], out["model_calls"] = (
+                _int(g) for g in m.groups()
+            )
+        if m := _REINDEX.search(line):
+            parts = (p.strip().rsplit(" ", 1) for p in m.group(1).split(", "))
+            out["reindex"] = {k: _int(v) for k, v in parts}
+        if m := _ELAPSED.search(line):
+            out["elapsed_s"] = float(m.group(1).replace(",", ""))
+    return out
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as handle:
+                    kids = [int(k) for k in handle.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _last_progress(err: list[tuple[float, str]]) -> int | None:
+    """Records read, from the newest progress line on stderr."""
+    for _, line in reversed(err):
+        if m := _PROGRESS.search(line):
+            return _int(m.group(1))
+    return None
+
+
+def _pump(stream: IO[str], sink: list[tuple[float, str]], started: float) -> None:
+    for line in stream:
+        sink.append((time.perf_counter() - started, line.rstrip("\n")))
+
+
+def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
+    """Run ``python -m qdrant_beam.pipelines.cli *args``; RSS sampled every ``sample_s``."""
+    argv = [sys.executable, "-m", "qdrant_beam.pipelines.cli", *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out: list[tuple[float, str]] = []
+    err: list[tuple[float, str]] = []
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, out, started), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, err, started), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    samples: list[tuple[float, float, int | None]] = []
+    max_desc = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        rss = _status_kb(proc.pid, "VmRSS")
+        if rss is not None:
+            kids = _descendants(proc.pid)
+            max_desc = max(max_desc, len(kids))
+            rss += sum(_status_kb(k, "VmRSS") or 0 for k in kids)
+            read = _last_progress(err)
+            samples.append((round(time.perf_counter() - started, 2), round(rss / 1024, 1), read))
+        time.sleep(sample_s)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for pump in pumps:
+        pump.join(timeout=10)
+    stdout = "\n".join(line for _, line in out)
+    run = CliRun(
+        argv=argv[1:],
+        returncode=proc.returncode,
+        wall_s=round(wall, 2),
+        summary=parse_summary(stdout),
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
+        rss_samples=samples,
+        max_descendants=max_desc,
+        stderr_tail=[line for _, line in err[-15:]],
+    )
+    if run.returncode != 0:
+        tail = "\n".join(run.stderr_tail)
+        raise RuntimeError(f"{' '.join(args[:1])} exited {run.returncode}:\n{stdout}\n{tail}")
+    return run
+
+
+def timeline(samples: list[tuple[float, float, int | None]], points: int = 8) -> list[Any]:
+    """A few evenly spaced (s, RSS MB, records read) samples."""
+    if not samples:
+        return []
+    step = max(1, len(samples) // points)
+    picked = samples[::step]
+    if picked[-1] is not samples[-1]:
+        picked.append(samples[-1])
+    return [list(s) for s in picked]
+
+
+def startup_floor() -> float:
+    """Seconds for a Python that only imports the job module (the fixed cost of any run)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = "import qdrant_beam.pipelines.jobs"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True)
+    return round(time.perf_counter() - started, 2)
+
+
+def qdrant_resident_mb(path: Path, collection: str = COLLECTION) -> dict[str, Any]:
+    """RSS a fresh process gains by opening the embedded Qdrant folder (its points in memory)."""
+    code = f"""
+import json, resource
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+from qdrant_client import QdrantClient
+before = rss()
+client = QdrantClient(path={str(path)!r})
+count = client.count({collection!r}).count
+after = rss()
+client.close()
+print(json.dumps({{"points": count, "rss_gain_mb": round(after - before, 1)}}))
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def du_mb(path: Path) -> float:
+    """Size of a folder on disk."""
+    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return round(total / 2**20, 1)
+
+
+def job_args(
+    command: str, spec: Path, data: Path, qdrant: Path, dead: Path, *extra: str
+) -> list[str]:
+    """The CLI arguments of one job."""
+    return [
+        command,
+        "--spec",
+        str(spec),
+        "--input",
+        str(data),
+        "--qdrant-path",
+        str(qdrant),
+        "--dead-letter",
+        str(dead),
+        *extra,
+    ]
+
+
+# ---------------------------------------------------------------- sections
+
+
+def bench_incremental(n: int, work: Path, cache: Path, results: dict[str, Any]) -> None:
+    """First incremental reindex into a fresh folder, then the unchanged re-run."""
+    data = corpus(n, cache)
+    spec = write_spec(work / "articles.yaml", variant="articles")
+    qdrant = work / "qdrant-incremental"
+    shutil.rmtree(qdrant, ignore_errors=True)
+    args = job_args(
+        "reindex",
+        spec,
+        data,
+        qdrant,
+        work / "dead-incremental",
+        "--mode",
+        "incremental",
+        "--progress-interval",
+        "0",
+    )
+    print(f"incremental: first run over {n:,} records ...", flush=True)
+    first = run_cli(args)
+    print(f"  {first.wall_s} s; re-run ...", flush=True)
+    second = run_cli(args)
+    print(f"  {second.wall_s} s", flush=True)
+    floor = startup_floor()
+    stored = qdrant_resident_mb(qdrant)
+    s1, s2 = first.summary, second.summary
+    checks = {
+        "rerun_model_calls_zero": s2.get("model_calls") == 0,
+        "rerun_skipped_all": s2.get("reindex", {}).get("skipped") == n,
+        "first_wrote_all": s1.get("points_written") == n and stored["points"] == n,
+        "no_dead_letters": s1.get("dead_letters") == 0 and s2.get("dead_letters") == 0,
+    }
+    wall_ratio = round(second.wall_s / first.wall_s, 3)
+    results["incremental"] = {
+        "n": n,
+        "corpus": str(data.relative_to(REPO)) if data.is_relative_to(REPO) else str(data),
+        "spec": "examples/articles.yaml (dense + MRL-64 + bm25 on '{title}. {body}')",
+        "first": first.brief(),
+        "rerun": second.brief(),
+        "first_wall_s": first.wall_s,
+        "rerun_wall_s": second.wall_s,
+        "wall_ratio": wall_ratio,
+        "first_pipeline_s": s1.get("elapsed_s"),
+        "rerun_pipeline_s": s2.get("elapsed_s"),
+        "pipeline_ratio": round(s2["elapsed_s"] / s1["elapsed_s"], 3),
+        "startup_floor_s": floor,
+        "target": INCREMENTAL_TARGET,
+        "meets_target_wall": wall_ratio <= INCREMENTAL_TARGET,
+        "checks": checks,
+    }
+
+
+def bench_memory(
+    sizes: list[int],
+    work: Path,
+    cache: Path,
+    results: dict[str, Any],
+    *,
+    text_mode: str,
+    budget_s: float,
+) -> None:
+    """Peak RSS of ``ingest`` per corpus size, each in a fresh process and Qdrant folder."""
+    texts = {"full": "{title}. {body}", "title": "{title}"}
+
+    def ingest(n: int, mode: str) -> dict[str, Any]:
+        spec = write_spec(work / f"hybrid-{mode}.yaml", variant="hybrid", text=texts[mode])
+        qdrant = work / f"qdrant-memory-{n}"
+        shutil.rmtree(qdrant, ignore_errors=True)
+        args = job_args(
+            "ingest",
+            spec,
+            corpus(n, cache),
+            qdrant,
+            work / f"dead-memory-{n}",
+            "--batch-size",
+            "256",
+            "--progress-interval",
+            "5",
+        )
+        print(f"memory: ingest {n:,} records ({mode} text) ...", flush=True)
+        run = run_cli(args)
+        print(f"  {run.wall_s} s, peak RSS {run.peak_rss_mb} MB", flush=True)
+        stored = qdrant_resident_mb(qdrant)
+        if stored["points"] != n or run.summary.get("dead_letters"):
+            raise RuntimeError(f"ingest of {n} wrote {stored['points']} points: {run.summary}")
+        return {
+            **run.brief(),
+            "n": n,
+            "qdrant_disk_mb": du_mb(qdrant),
+            "qdrant_reload_rss_gain_mb": stored["rss_gain_mb"],
+        }
+
+    small, large = min(sizes), max(sizes)
+    mode = "full" if text_mode == "auto" else text_mode
+    runs = {small: ingest(small, mode)}
+    predicted = runs[small]["wall_s"] * large / small
+    if text_mode == "auto" and predicted > budget_s:
+        print(f"  {large:,} predicted at {predicted:.0f} s > {budget_s:.0f} s: title text")
+        mode = "title"
+        runs = {small: ingest(small, mode)}
+    for n in sorted(sizes):
+        if n not in runs:
+            runs[n] = ingest(n, mode)
+    ratio = round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
+    results["memory"] = {
+        "spec": f"MiniLM dense + qdrant/bm25 on {texts[mode]!r}, --batch-size 256",
+        "text": mode,
+        "runs": {str(n): r for n, r in runs.items()},
+        "peak_rss_ratio": ratio,
+        "target": MEMORY_TARGET,
+        "meets_target": ratio <= MEMORY_TARGET,
+        "note": (
+            "embedded Qdrant (local mode) runs in the job's process and keeps every point in "
+            "memory as well as on disk, so its points count in the job's RSS"
+        ),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a Markdown table."""
+    rows = [("measure", "value", "target"), ("---", "---", "---")]
+    inc = results.get("incremental")
+    if inc:
+        n = inc["n"]
+        r1, r2 = inc["first"]["summary"], inc["rerun"]["summary"]
+        rows += [
+            (f"incremental first run, {n:,} records (wall)", f"{inc['first_wall_s']:.1f} s", ""),
+            ("incremental first run (pipeline)", f"{inc['first_pipeline_s']:.1f} s", ""),
+            ("unchanged re-run (wall)", f"{inc['rerun_wall_s']:.1f} s", ""),
+            ("unchanged re-run (pipeline)", f"{inc['rerun_pipeline_s']:.1f} s", ""),
+            ("re-run / first (wall)", f"{inc['wall_ratio']:.3f}", f"<= {inc['target']}"),
+            ("re-run / first (pipeline)", f"{inc['pipeline_ratio']:.3f}", ""),
+            ("python + imports floor", f"{inc['startup_floor_s']:.1f} s", ""),
+            ("first run model calls / inputs", f"{r1['model_calls']} / {r1['model_inputs']}", ""),
+            ("re-run model calls", str(r2["model_calls"]), "0"),
+            ("re-run reindex counters", json.dumps(r2.get("reindex", {})), f"skipped {n}"),
+        ]
+    mem = results.get("memory")
+    if mem:
+        for n, run in mem["runs"].items():
+            rows += [
+                (f"ingest {int(n):,} peak RSS", f"{run['peak_rss_mb']:.0f} MB", ""),
+                (
+                    f"ingest {int(n):,} time (wall / pipeline)",
+                    f"{run['wall_s']:.1f} s / {run['summary'].get('elapsed_s', 0):.1f} s",
+                    "",
+                ),
+                (
+                    f"embedded Qdrant {int(n):,}: disk / RSS to reload",
+                    f"{run['qdrant_disk_mb']} MB / {run['qdrant_reload_rss_gain_mb']} MB",
+                    "",
+                ),
+            ]
+        rows.append(("peak RSS ratio 50k / 5k", f"{mem['peak_rss_ratio']:.3f}", "<= 1.5"))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for row in rows:
+        if row[0] == "---":
+            lines.append("|" + "|".join("-" * (w + 2) for w in width) + "|")
+        else:
+            lines.append(
+                "| " + " | ".join(c.ljust(w) for c, w in zip(row, width, strict=True)) + " |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=("incremental", "memory"), default=None)
+    parser.add_argument("--n", type=int, default=5000, help="incremental corpus size")
+    parser.add_argument("--sizes", type=int, nargs=2, default=[5000, 50000], help="memory")
+    parser.add_argument(
+        "--memory-text",
+        choices=("auto", "full", "title"),
+        default="auto",
+        help="text the memory runs embed; auto: title only if the big run would exceed budget",
+    )
+    parser.add_argument("--budget-s", type=float, default=600.0, help="for --memory-text auto")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="WordNet cache")
+    parser.add_argument("--work", type=Path, default=None, help="keep specs and Qdrant here")
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    args = parser.parse_args(argv)
+    if not (MODEL_DIR / "model.onnx").is_file():
+        print(f"error: {MODEL_DIR} is missing; run `make models`", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-jobs-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.only in (None, "incremental"):
+            bench_incremental(args.n, work, args.cache, results)
+        if args.only in (None, "memory"):
+            bench_memory(
+                args.sizes,
+                work,
+                args.cache,
+                results,
+                text_mode=args.memory_text,
+                budget_s=args.budget_s,
+            )
+    except WordnetUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
