@@ -41,8 +41,8 @@ from qdrant_beam.transforms.requests import (
     INFERENCE_TYPES,
     CallGroup,
     Request,
+    RequestParser,
     to_qdrant_vector,
-    to_request,
 )
 
 __all__ = [
@@ -99,6 +99,23 @@ class RecordingMetrics(EngineMetrics):
             self.observed.clear()
 
 
+class _Flight:
+    """One compute call's keys in progress; other threads wait on it instead of recomputing."""
+
+    __slots__ = ("done", "error", "results")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.results: dict[Hashable, Outcome] = {}
+        self.error: BaseException | None = None
+
+    def wait(self, key: Hashable) -> Outcome:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.results[key]
+
+
 class ModelStore:
     """Per-process state shared by every DoFn thread: loaded models, cache, image reader."""
 
@@ -112,6 +129,7 @@ class ModelStore:
         remote_factory: Any = None,
     ) -> None:
         self.catalog = catalog
+        self.parser = RequestParser(catalog)
         self.cache = VectorCache(cache_size) if cache_size > 0 else None
         self.images = ImageReader(image_limits)
         self._models: dict[CallGroup, LocalEmbedder] = {}
@@ -124,7 +142,7 @@ class ModelStore:
         }
         self._remote: dict[tuple[str, str], RemoteClient] = {}
         self._remote_factory = remote_factory or RemoteClient
-        self.pending: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
+        self.pending: dict[Hashable, _Flight] = {}
         self.pending_lock = threading.Lock()
 
     def remote(self, request: Request) -> RemoteClient:
@@ -195,11 +213,12 @@ class InferenceEngine:
     def parse(self, point: models.PointStruct) -> list[tuple[str | None, Request]]:
         """The point's inference objects as (vector name, request); ``None`` = unnamed."""
         vector = point.vector
+        parse = self._store.parser
         if isinstance(vector, INFERENCE_TYPES):
-            return [(None, to_request(vector, self._store.catalog))]
+            return [(None, parse(vector))]
         if isinstance(vector, dict):
             return [
-                (name, to_request(value, self._store.catalog))
+                (name, parse(value))
                 for name, value in vector.items()
                 if isinstance(value, INFERENCE_TYPES)
             ]
@@ -251,7 +270,8 @@ class InferenceEngine:
         if cache is not None and unique:
             outcomes.update(cache.get_many(list(unique)))
             self._m.inc("cache_hits", len(outcomes))
-        mine, theirs = self._claim([k for k in unique if k not in outcomes])
+        flight = _Flight()
+        mine, theirs = self._claim([k for k in unique if k not in outcomes], flight)
         if theirs:
             self._m.inc("inflight_hits", len(theirs))
         groups: dict[CallGroup, list[Request]] = defaultdict(list)
@@ -262,46 +282,45 @@ class InferenceEngine:
             for group_requests in groups.values():
                 fresh.update(self._run_group(group_requests))
         except BaseException as exc:
-            self._release(mine, {}, exc)
+            self._land(mine, flight, fresh, exc)
             raise
         if cache is not None:
             cache.put_many({k: v for k, v in fresh.items() if not isinstance(v, Exception)})
-        self._release(mine, fresh, None)
+        self._land(mine, flight, fresh, None)
         outcomes.update(fresh)
-        for key, future in theirs.items():
-            outcomes[key] = future.result()
+        for key, other in theirs.items():
+            outcomes[key] = other.wait(key)
         return outcomes
 
     def _claim(
-        self, keys: list[Hashable]
-    ) -> tuple[dict[Hashable, concurrent.futures.Future[Outcome]], dict[Hashable, Any]]:
+        self, keys: list[Hashable], flight: _Flight
+    ) -> tuple[list[Hashable], dict[Hashable, _Flight]]:
+        """Keys this call computes, and the flights of keys another thread is computing."""
         store = self._store
-        mine: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
-        theirs: dict[Hashable, concurrent.futures.Future[Outcome]] = {}
+        mine: list[Hashable] = []
+        theirs: dict[Hashable, _Flight] = {}
         with store.pending_lock:
             for key in keys:
                 running = store.pending.get(key)
                 if running is not None:
                     theirs[key] = running
                 else:
-                    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-                    store.pending[key] = mine[key] = future
+                    store.pending[key] = flight
+                    mine.append(key)
         return mine, theirs
 
-    def _release(
+    def _land(
         self,
-        mine: dict[Hashable, concurrent.futures.Future[Outcome]],
+        mine: list[Hashable],
+        flight: _Flight,
         fresh: dict[Hashable, Outcome],
         error: BaseException | None,
     ) -> None:
+        flight.results, flight.error = fresh, error
+        flight.done.set()
         with self._store.pending_lock:
             for key in mine:
                 self._store.pending.pop(key, None)
-        for key, future in mine.items():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(fresh[key])
 
     def _run_group(self, requests: list[Request]) -> dict[Hashable, Outcome]:
         if requests[0].info.family is Family.REMOTE:
@@ -506,4 +525,5 @@ def assemble(
         vector: Any = resolved[None]
     else:
         vector = {**point.vector, **resolved}  # type: ignore[dict-item]
-    return models.PointStruct(id=point.id, vector=vector, payload=point.payload)
+    # The vectors are lists of floats, SparseVectors or lists of lists built right here.
+    return models.PointStruct.model_construct(id=point.id, vector=vector, payload=point.payload)

@@ -28,6 +28,7 @@ __all__ = [
     "INFERENCE_TYPES",
     "CallGroup",
     "Request",
+    "RequestParser",
     "mrl_truncate",
     "to_qdrant_vector",
     "to_request",
@@ -97,7 +98,48 @@ def _image_key(value: Any) -> tuple[Any, int]:
     )
 
 
-def to_request(obj: Any, catalog: ModelCatalog) -> Request:
+#: (model, kind, options) -> what the options and model mean; one entry per distinct setting
+_Described = tuple[ModelInfo, Any, CallGroup, str]
+
+
+class RequestParser:
+    """``to_request`` with the per-setting work (model lookup, option parsing, key parts) done
+    once per distinct (model, input kind, options) instead of once per object."""
+
+    def __init__(self, catalog: ModelCatalog, max_entries: int = 1024) -> None:
+        self._catalog = catalog
+        self._memo: dict[Any, _Described] = {}
+        self._max = max_entries
+
+    def __call__(self, obj: Any) -> Request:
+        return to_request(obj, self._catalog, self)
+
+    def described(self, model: str, kind: InputKind, options: Any) -> _Described:
+        try:
+            memo_key: Any = (
+                model,
+                kind,
+                tuple(sorted(options.items())) if options else None,
+            )
+            hit = self._memo.get(memo_key)
+        except TypeError:  # unhashable option values: no memo
+            memo_key, hit = None, None
+        if hit is not None:
+            return hit
+        described = _describe(self._catalog, model, kind, options)
+        if memo_key is not None and len(self._memo) < self._max:
+            self._memo[memo_key] = described
+        return described
+
+
+def _describe(catalog: ModelCatalog, model: str, kind: InputKind, options: Any) -> _Described:
+    info = catalog.describe(model, kind)
+    split = split_options(info, options)
+    group = CallGroup(info.name, kind, split.load, split.is_query, key_fingerprint(split.secret))
+    return info, split, group, canonical_json(split.load)
+
+
+def to_request(obj: Any, catalog: ModelCatalog, parser: RequestParser | None = None) -> Request:
     """Validate one inference object; raises ``PermanentError`` (including ``SpecError``)."""
     if isinstance(obj, models.Document):
         kind, raw = InputKind.TEXT, obj.text
@@ -111,16 +153,17 @@ def to_request(obj: Any, catalog: ModelCatalog) -> Request:
     options = obj.options
     if isinstance(options, models.Bm25Config):
         options = options.model_dump(exclude_none=True)
-    info = catalog.describe(obj.model, kind)
-    split = split_options(info, options)
+    if parser is not None:
+        info, split, group, load_json = parser.described(obj.model, kind, options)
+    else:
+        info, split, group, load_json = _describe(catalog, obj.model, kind, options)
     if kind is InputKind.TEXT:
         ident = _normalise_text(raw)
         value, size = raw, len(ident)
     else:
         value = raw
         ident, size = _image_key(raw)
-    group = CallGroup(info.name, kind, split.load, split.is_query, key_fingerprint(split.secret))
-    key = (kind.value, info.name.lower(), ident, canonical_json(split.load), split.is_query)
+    key = (kind.value, info.name.lower(), ident, load_json, split.is_query)
     return Request(key, group, info, value, split.mrl, size, split.output_dim, split.secret)
 
 

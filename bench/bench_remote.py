@@ -1,0 +1,189 @@
+"""Remote provider throughput: our pipeline against a naive loop, same server, same run.
+
+The server is the OpenAI-format emulator of ``tests/provider_servers.py`` in its own process,
+answering after ``--latency`` seconds per request. The corpus is ``--n`` texts of which
+``--dup`` are repeats of earlier ones. The naive loop sends one request per 100 inputs, one at
+a time, duplicates included, as a script calling the API directly would. Ours is
+``EmbedPoints`` on FnApiRunner (records generated inside the pipeline), with the per-worker
+cache, so each unique text is sent once.
+
+Run: ``python bench/bench_remote.py --json bench/results/remote.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import httpx
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from provider_servers import spawn_server  # noqa: E402
+
+from qdrant_beam.transforms import EmbedPoints, load_spec  # noqa: E402
+
+MODEL = "text-embedding-3-small"
+KEY = "sk-bench"
+
+
+def corpus(n: int, dup: float, seed: int = 7) -> list[str]:
+    """``n`` texts, a fraction ``dup`` of them repeats of earlier texts."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for i in range(n):
+        if texts and rng.random() < dup:
+            texts.append(rng.choice(texts))
+        else:
+            texts.append(f"product {i}: " + " ".join(rng.choice(WORDS) for _ in range(24)))
+    return texts
+
+
+WORDS = [
+    "lightweight",
+    "waterproof",
+    "jacket",
+    "hiking",
+    "trail",
+    "breathable",
+    "zipper",
+    "pocket",
+    "cotton",
+    "linen",
+    "blend",
+    "stainless",
+    "steel",
+    "kettle",
+    "cordless",
+    "fast",
+    "boil",
+    "ceramic",
+    "mug",
+    "handmade",
+    "glaze",
+    "oak",
+    "desk",
+    "drawer",
+    "ergonomic",
+    "chair",
+    "lumbar",
+    "support",
+    "mesh",
+    "adjustable",
+    "armrest",
+    "recycled",
+    "paper",
+    "notebook",
+    "dotted",
+    "grid",
+]
+
+
+def naive(base_url: str, texts: list[str], dims: int) -> float:
+    started = time.perf_counter()
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        for i in range(0, len(texts), 100):
+            response = client.post(
+                "/embeddings",
+                json={"model": MODEL, "input": texts[i : i + 100], "dimensions": dims},
+            )
+            response.raise_for_status()
+            vectors = [item["embedding"] for item in response.json()["data"]]
+            assert len(vectors) == len(texts[i : i + 100])
+    return time.perf_counter() - started
+
+
+def ours(base_url: str, texts: list[str], dims: int, encoding: str) -> tuple[float, dict[str, int]]:
+    spec = load_spec(
+        {
+            "collection": "bench",
+            "id": "{id}",
+            "vectors": {
+                "dense": {
+                    "text": "{text}",
+                    "model": f"openai/{MODEL}",
+                    "options": {"dimensions": dims},
+                }
+            },
+            "providers": {"openai": {"base_url": base_url, "encoding": encoding}},
+        }
+    )
+    os.environ["OPENAI_API_KEY"] = KEY
+    started = time.perf_counter()
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    points, _ = (
+        pipeline
+        | beam.Create([len(texts)])
+        | beam.FlatMap(lambda n: range(n))
+        | beam.Map(lambda i: {"id": i, "text": texts[i]})
+        | EmbedPoints(spec, cache_size=len(texts), batch_size=256)
+    )
+    _ = points | beam.combiners.Count.Globally()
+    result = pipeline.run()
+    result.wait_until_finish()
+    elapsed = time.perf_counter() - started
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("qdrant_beam.inference"))[
+            "counters"
+        ]
+    }
+    return elapsed, counters
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dup", type=float, default=0.3)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--dims", type=int, default=256)
+    parser.add_argument("--json", help="write results here")
+    args = parser.parse_args()
+    texts = corpus(args.n, args.dup)
+    unique = len(set(texts))
+    results: dict[str, Any] = {"n": args.n, "unique": unique, "latency_s": args.latency}
+    with spawn_server("openai", api_key=KEY, latency_s=args.latency) as server:
+        results["naive_s"] = naive(server.base_url, texts, args.dims)
+        server.reset()
+        for encoding in ("float", "base64"):
+            elapsed, counters = ours(server.base_url, texts, args.dims, encoding)
+            stats = server.stats()
+            server.reset()
+            results[f"ours_{encoding}_s"] = elapsed
+            results[f"ours_{encoding}_inputs_sent"] = stats["inputs_received"]
+            results[f"ours_{encoding}_requests"] = stats["requests"]
+            results[f"ours_{encoding}_model_inputs"] = counters.get("model_inputs", 0)
+    naive_rate = args.n / results["naive_s"]
+    rows = [("naive loop (100 per request, sequential)", results["naive_s"], naive_rate, 1.0)]
+    for encoding in ("float", "base64"):
+        secs = results[f"ours_{encoding}_s"]
+        rows.append(
+            (f"EmbedPoints ({encoding} vectors)", secs, args.n / secs, results["naive_s"] / secs)
+        )
+    print(f"{args.n:,} texts, {unique:,} unique, {args.latency * 1000:.0f} ms per request")
+    print("| run | seconds | texts/s | vs naive |\n|---|---|---|---|")
+    for name, secs, rate, ratio in rows:
+        print(f"| {name} | {secs:.2f} | {rate:,.0f} | {ratio:.2f}x |")
+    for encoding in ("float", "base64"):
+        print(
+            f"{encoding}: inputs sent {results[f'ours_{encoding}_inputs_sent']:,} "
+            f"in {results[f'ours_{encoding}_requests']} requests (unique {unique:,})"
+        )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
