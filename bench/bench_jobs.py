@@ -16,17 +16,20 @@ Run: ``python bench/bench_jobs.py --json bench/results/jobs.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -281,22 +284,37 @@ def du_mb(path: Path) -> float:
     return round(total / 2**20, 1)
 
 
-def job_args(
-    command: str, spec: Path, data: Path, qdrant: Path, dead: Path, *extra: str
-) -> list[str]:
-    """The CLI arguments of one job."""
-    return [
-        command,
-        "--spec",
-        str(spec),
-        "--input",
-        str(data),
-        "--qdrant-path",
-        str(qdrant),
-        "--dead-letter",
-        str(dead),
-        *extra,
-    ]
+def job_args(command: str, spec: Path, data: Path, target: list[str], *extra: str) -> list[str]:
+    """The CLI arguments of one job; ``target`` is ``--qdrant-path DIR`` or ``--qdrant-url U``."""
+    return [command, "--spec", str(spec), "--input", str(data), *target, *extra]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def nostore_server() -> Iterator[str]:
+    """``tests/qdrant_server.py --no-store`` in its own process: parses and counts upserts."""
+    script = REPO / "tests" / "qdrant_server.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(_free_port()), "--no-store"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"the no-store test server did not start: {url!r}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 # ---------------------------------------------------------------- sections
@@ -312,8 +330,9 @@ def bench_incremental(n: int, work: Path, cache: Path, results: dict[str, Any]) 
         "reindex",
         spec,
         data,
-        qdrant,
-        work / "dead-incremental",
+        ["--qdrant-path", str(qdrant)],
+        "--dead-letter",
+        str(work / "dead-incremental"),
         "--mode",
         "incremental",
         "--progress-interval",
@@ -361,63 +380,92 @@ def bench_memory(
     *,
     text_mode: str,
     budget_s: float,
+    sinks: list[str],
 ) -> None:
-    """Peak RSS of ``ingest`` per corpus size, each in a fresh process and Qdrant folder."""
+    """Peak RSS of ``ingest`` per corpus size, each in a fresh process and Qdrant folder.
+
+    ``sinks``: ``path`` (the embedded Qdrant, in the job's process) and/or ``nostore`` (the
+    REST test server in its own process, storing nothing: the job's memory without storage).
+    """
     texts = {"full": "{title}. {body}", "title": "{title}"}
 
-    def ingest(n: int, mode: str) -> dict[str, Any]:
+    def ingest(n: int, mode: str, sink: str, url: str | None = None) -> dict[str, Any]:
         spec = write_spec(work / f"hybrid-{mode}.yaml", variant="hybrid", text=texts[mode])
         qdrant = work / f"qdrant-memory-{n}"
         shutil.rmtree(qdrant, ignore_errors=True)
+        target = ["--qdrant-url", str(url)] if sink == "nostore" else ["--qdrant-path", str(qdrant)]
         args = job_args(
             "ingest",
             spec,
             corpus(n, cache),
-            qdrant,
-            work / f"dead-memory-{n}",
+            target,
+            "--dead-letter",
+            str(work / f"dead-memory-{sink}-{n}"),
             "--batch-size",
             "256",
             "--progress-interval",
             "5",
         )
-        print(f"memory: ingest {n:,} records ({mode} text) ...", flush=True)
+        print(f"memory: ingest {n:,} records ({mode} text, {sink}) ...", flush=True)
         run = run_cli(args)
         print(f"  {run.wall_s} s, peak RSS {run.peak_rss_mb} MB", flush=True)
-        stored = qdrant_resident_mb(qdrant)
-        if stored["points"] != n or run.summary.get("dead_letters"):
-            raise RuntimeError(f"ingest of {n} wrote {stored['points']} points: {run.summary}")
-        return {
-            **run.brief(),
-            "n": n,
-            "qdrant_disk_mb": du_mb(qdrant),
-            "qdrant_reload_rss_gain_mb": stored["rss_gain_mb"],
-        }
+        if run.summary.get("points_written") != n or run.summary.get("dead_letters"):
+            raise RuntimeError(f"ingest of {n} ({sink}): {run.summary}")
+        out = {**run.brief(), "n": n}
+        if sink == "path":
+            stored = qdrant_resident_mb(qdrant)
+            if stored["points"] != n:
+                raise RuntimeError(f"ingest of {n} stored {stored['points']} points")
+            out["qdrant_disk_mb"] = du_mb(qdrant)
+            out["qdrant_reload_rss_gain_mb"] = stored["rss_gain_mb"]
+        return out
 
     small, large = min(sizes), max(sizes)
+    first_sink = sinks[0]
     mode = "full" if text_mode == "auto" else text_mode
-    runs = {small: ingest(small, mode)}
-    predicted = runs[small]["wall_s"] * large / small
     discarded = None
-    if text_mode == "auto" and predicted > budget_s:
-        print(f"  {large:,} predicted at {predicted:.0f} s > {budget_s:.0f} s: title text")
-        discarded = {**runs[small], "predicted_large_wall_s": round(predicted)}
-        mode = "title"
-        runs = {small: ingest(small, mode)}
-    for n in sorted(sizes):
-        if n not in runs:
-            runs[n] = ingest(n, mode)
-    ratio = round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
+
+    def first_run(sink: str, url: str | None) -> dict[int, dict[str, Any]]:
+        nonlocal mode, discarded
+        runs = {small: ingest(small, mode, sink, url)}
+        predicted = runs[small]["wall_s"] * large / small
+        if text_mode == "auto" and mode == "full" and predicted > budget_s:
+            print(f"  {large:,} predicted at {predicted:.0f} s > {budget_s:.0f} s: title text")
+            discarded = {**runs[small], "predicted_large_wall_s": round(predicted)}
+            mode = "title"
+            runs = {small: ingest(small, mode, sink, url)}
+        return runs
+
+    by_sink: dict[str, dict[int, dict[str, Any]]] = {}
+    for sink in sinks:
+        with contextlib.ExitStack() as stack:
+            url = stack.enter_context(nostore_server()) if sink == "nostore" else None
+            runs = first_run(sink, url) if sink == first_sink else {}
+            for n in sorted(sizes):
+                if n not in runs:
+                    runs[n] = ingest(n, mode, sink, url)
+        by_sink[sink] = runs
+
+    def ratio(runs: dict[int, dict[str, Any]]) -> float:
+        return round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
+
     results["memory"] = {
         "spec": f"MiniLM dense + qdrant/bm25 on {texts[mode]!r}, --batch-size 256",
         "text": mode,
-        "runs": {str(n): r for n, r in runs.items()},
-        "peak_rss_ratio": ratio,
         "target": MEMORY_TARGET,
-        "meets_target": ratio <= MEMORY_TARGET,
         **({"discarded_full_text": discarded} if discarded else {}),
+        "sinks": {
+            sink: {
+                "runs": {str(n): r for n, r in runs.items()},
+                "peak_rss_ratio": ratio(runs),
+                "meets_target": ratio(runs) <= MEMORY_TARGET,
+            }
+            for sink, runs in by_sink.items()
+        },
         "note": (
-            "embedded Qdrant (local mode) runs in the job's process and keeps every point in "
-            "memory as well as on disk, so its points count in the job's RSS"
+            "path: embedded Qdrant (local mode) runs in the job's process and keeps every point "
+            "in memory as well as on disk, so its points count in the job's RSS. nostore: the "
+            "REST test server in its own process, storing nothing (not in the job's RSS)"
         ),
     }
 
@@ -446,28 +494,32 @@ def table(results: dict[str, Any]) -> str:
         ]
     mem = results.get("memory")
     if mem:
-        for n, run in mem["runs"].items():
-            rows += [
-                (f"ingest {int(n):,} peak RSS", f"{run['peak_rss_mb']:.0f} MB", ""),
+        for sink, part in mem["sinks"].items():
+            for n, run in part["runs"].items():
+                rows.append(
+                    (
+                        f"ingest {int(n):,} ({sink}): peak RSS, wall / pipeline",
+                        f"{run['peak_rss_mb']:.0f} MB, {run['wall_s']:.1f} s / "
+                        f"{run['summary'].get('elapsed_s', 0):.1f} s",
+                        "",
+                    )
+                )
+                if "qdrant_disk_mb" in run:
+                    rows.append(
+                        (
+                            f"embedded Qdrant {int(n):,}: disk / RSS to reload",
+                            f"{run['qdrant_disk_mb']} MB / {run['qdrant_reload_rss_gain_mb']} MB",
+                            "",
+                        )
+                    )
+            small, large = min(part["runs"], key=int), max(part["runs"], key=int)
+            rows.append(
                 (
-                    f"ingest {int(n):,} time (wall / pipeline)",
-                    f"{run['wall_s']:.1f} s / {run['summary'].get('elapsed_s', 0):.1f} s",
-                    "",
-                ),
-                (
-                    f"embedded Qdrant {int(n):,}: disk / RSS to reload",
-                    f"{run['qdrant_disk_mb']} MB / {run['qdrant_reload_rss_gain_mb']} MB",
-                    "",
-                ),
-            ]
-        small, large = min(mem["runs"], key=int), max(mem["runs"], key=int)
-        rows.append(
-            (
-                f"peak RSS ratio {int(large):,} / {int(small):,} ({mem['text']} text)",
-                f"{mem['peak_rss_ratio']:.3f}",
-                f"<= {mem['target']}",
+                    f"peak RSS ratio {int(large):,} / {int(small):,} ({sink}, {mem['text']} text)",
+                    f"{part['peak_rss_ratio']:.3f}",
+                    f"<= {mem['target']}",
+                )
             )
-        )
         if "discarded_full_text" in mem:
             skipped = mem["discarded_full_text"]
             rows.append(
@@ -500,6 +552,13 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="text the memory runs embed; auto: title only if the big run would exceed budget",
     )
+    parser.add_argument(
+        "--memory-sink",
+        nargs="+",
+        choices=("path", "nostore"),
+        default=["path"],
+        help="path: embedded Qdrant in the job; nostore: REST test server storing nothing",
+    )
     parser.add_argument("--budget-s", type=float, default=600.0, help="for --memory-text auto")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="WordNet cache")
     parser.add_argument("--work", type=Path, default=None, help="keep specs and Qdrant here")
@@ -526,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 results,
                 text_mode=args.memory_text,
                 budget_s=args.budget_s,
+                sinks=list(dict.fromkeys(args.memory_sink)),
             )
     except WordnetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
