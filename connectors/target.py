@@ -13,8 +13,10 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,6 +62,23 @@ class QdrantTarget(BaseModel):
             _LOCAL.release(self.path or ":memory:")
         else:
             client.close()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep an embedded folder open across a whole local job.
+
+        Every stage connects and releases on its own; without a holder the folder would be
+        closed and reopened (reloading every stored point) between them. A no-op for servers.
+        Only hold it when the workers run in this process: a holder locks out other processes.
+        """
+        if not self.is_local:
+            yield
+            return
+        client = self.connect()
+        try:
+            yield
+        finally:
+            self.release(client)
 
     def write_lock(self) -> threading.Lock | None:
         """A lock that serialises writes, for the embedded mode, which is not thread-safe."""

@@ -3,6 +3,7 @@ stage's dead letters flattened into one JSONL file and counted for the summary."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -13,7 +14,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.pvalue import PCollection
 
 from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.write import WriteBatchResult, WriteToQdrant
@@ -91,6 +91,13 @@ def _check_required(opts: IngestOptions) -> None:
         raise SpecError(f"missing required option(s): {', '.join(missing)}")
 
 
+def _hold(
+    target: QdrantTarget, options: PipelineOptions
+) -> contextlib.AbstractContextManager[None]:
+    """On a local runner every stage shares one open embedded folder for the whole job."""
+    return target.held() if _is_local(options) else contextlib.nullcontext()
+
+
 def _is_local(options: PipelineOptions) -> bool:
     runner = options.view_as(StandardOptions).runner
     return runner is None or str(runner).split(".")[-1] in _LOCAL_RUNNERS
@@ -121,12 +128,13 @@ def _build(
     fmt = opts.format or infer_format(opts.input)
     read = pipeline | "Read" >> ReadRecords(opts.input, fmt, columns=fields_used(spec))
     records = read.records | "ProgressRead" >> beam.ParDo(ProgressTap(job, "read"))
-    mapped, map_dead = records | "ToPoints" >> RecordsToPoints(spec)
-    points: PCollection = mapped
-    if skip_unchanged:
-        points, missing = mapped | "SkipUnchanged" >> SkipUnchanged(spec, target, collection)
+    if skip_unchanged:  # unchanged records are dropped before they are even mapped
+        skipped = records | "SkipUnchanged" >> SkipUnchanged(spec, target, collection)
+        points, map_dead = skipped.points, skipped.dead_letters
         if delete_missing:
-            _ = missing | "DeleteMissing" >> DeletePoints(target, collection)
+            _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
+    else:
+        points, map_dead = records | "ToPoints" >> RecordsToPoints(spec)
     resolved, inference_dead = points | "Embed" >> ResolveInference.from_spec(
         spec,
         batch_size=opts.batch_size,
@@ -211,7 +219,8 @@ def run_ingest(options: PipelineOptions, emit: Callable[[str], None] = print) ->
             count_written=False,
         )
 
-    result, elapsed = _run(options, build, total, emit, opts.progress_interval)
+    with _hold(target, options):
+        result, elapsed = _run(options, build, total, emit, opts.progress_interval)
     return JobResult(_summary(result, elapsed), collection)
 
 
@@ -224,6 +233,20 @@ def run_reindex(options: PipelineOptions, emit: Callable[[str], None] = print) -
     target = target_from_options(opts)
     name = opts.collection or spec.collection
     total = count_records(opts.input, opts.format) if _is_local(options) else None
+    with _hold(target, options):
+        return _reindex(options, opts, ropts, spec, target, name, total, emit)
+
+
+def _reindex(
+    options: PipelineOptions,
+    opts: IngestOptions,
+    ropts: ReindexOptions,
+    spec: PointsSpec,
+    target: QdrantTarget,
+    name: str,
+    total: int | None,
+    emit: Callable[[str], None],
+) -> JobResult:
     plan = None
     collection = name
     if ropts.mode == "rebuild":

@@ -1,9 +1,10 @@
 """Reindexing: skip records whose content did not change, or rebuild behind an alias.
 
-Incremental: every point carries ``CONTENT_HASH_FIELD`` in its payload, a hash over its
-inference objects, the spec's vector definitions and its payload. Before inference, the
-stored hashes are scrolled from Qdrant (payload selector: that field only, no vectors) and
-joined with the new points by id: unchanged points are dropped before any model sees them,
+Incremental: every point carries ``CONTENT_HASH_FIELD`` in its payload, a hash over the
+record fields it is made from (id, templates, payload) and the spec's id, payload and vector
+definitions. Before mapping, the stored hashes are scrolled from Qdrant (payload selector:
+that field only, no vectors) and joined with the records by id: unchanged records are
+dropped before they are mapped or any model sees them,
 changed and new ones are embedded and upserted, and with ``delete_missing`` the ids that no
 longer have a record are deleted. Point ids are deterministic and upserts idempotent, so a
 run that crashed is finished by running it again.
@@ -23,7 +24,7 @@ import random
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -34,9 +35,11 @@ from qdrant_beam.connectors.clock import Clock, SystemClock
 from qdrant_beam.connectors.qdrant_errors import translate_errors
 from qdrant_beam.connectors.retry import RetryPolicy
 from qdrant_beam.connectors.target import QdrantTarget
-from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
+from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
+from qdrant_beam.transforms.errors import InvalidRecord, QdrantBeamError, SpecError
+from qdrant_beam.transforms.mapping import RecordMapper
 from qdrant_beam.transforms.options import canonical_json
-from qdrant_beam.transforms.requests import INFERENCE_TYPES
+from qdrant_beam.transforms.records_to_points import MapDoFn
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "AliasPlan",
     "DeletePoints",
     "SkipUnchanged",
+    "SkippedOutputs",
     "content_hash",
     "finish_rebuild",
     "plan_rebuild",
@@ -54,39 +58,31 @@ CONTENT_HASH_FIELD = "_qdrant_beam_hash"
 REINDEX_NAMESPACE = "qdrant_beam.reindex"
 _SCROLL_PAGE = 1_000
 _DELETE_BATCH = 512
-_SECRET = re.compile(r"(^|[-_])api[-_]?key$", re.IGNORECASE)
 
 T = TypeVar("T")
 
 
 def spec_fingerprint(spec: PointsSpec) -> str:
-    """The part of the spec that shapes vectors: changing a model or option re-embeds all."""
-    vectors = {name: v.model_dump(mode="json") for name, v in sorted(spec.vectors.items())}
-    return canonical_json(vectors)
+    """The part of the spec that shapes points: changing a model, an option, the id rule or the
+    payload fields re-embeds everything."""
+    shaping = spec.model_dump(mode="json", include={"id", "payload", "vectors"})
+    return canonical_json(shaping)
 
 
-def _object_form(value: Any) -> Any:
-    if isinstance(value, INFERENCE_TYPES):
-        dumped = value.model_dump(mode="json", exclude_none=True)
-        options = dumped.get("options")
-        if isinstance(options, dict):  # keys change nothing in the vector
-            dumped["options"] = {k: v for k, v in options.items() if not _SECRET.search(k)}
-        return dumped
-    if isinstance(value, models.SparseVector):
-        return value.model_dump(mode="json")
-    return value
+def _hashable(value: Any) -> Any:
+    """JSON for values json cannot take: bytes by their digest, numpy as lists, rest as text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$sha256": hashlib.sha256(value).hexdigest()}
+    if hasattr(value, "tolist") and callable(value.tolist):
+        return value.tolist()
+    return str(value)
 
 
-def content_hash(point: models.PointStruct, fingerprint: str) -> str:
-    """Hash of everything that makes up the stored point: inputs, vector specs, payload."""
-    vector = point.vector
-    inputs = (
-        {name: _object_form(v) for name, v in vector.items()}
-        if isinstance(vector, dict)
-        else _object_form(vector)
+def content_hash(shaping_part: dict[str, Any], fingerprint: str) -> str:
+    """Hash of everything a point is made from: the record fields it reads and the spec."""
+    text = json.dumps(
+        [fingerprint, shaping_part], sort_keys=True, separators=(",", ":"), default=_hashable
     )
-    payload = {k: v for k, v in (point.payload or {}).items() if k != CONTENT_HASH_FIELD}
-    text = canonical_json([fingerprint, inputs, payload])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -124,14 +120,39 @@ def with_retries(
             clock.sleep(wait)
 
 
-class _HashPoint(beam.DoFn):
-    def __init__(self, fingerprint: str) -> None:
-        self._fingerprint = fingerprint
+class _KeyRecord(beam.DoFn):
+    """record -> (id, (hash, record)); a record without a usable id goes to dead letters."""
 
-    def process(self, point: models.PointStruct) -> Iterator[tuple[str, models.PointStruct]]:
-        digest = content_hash(point, self._fingerprint)
-        payload = {**(point.payload or {}), CONTENT_HASH_FIELD: digest}
-        yield id_key(point.id), point.model_copy(update={"payload": payload})
+    def __init__(self, spec: PointsSpec) -> None:
+        self._spec = spec
+        self._fingerprint = spec_fingerprint(spec)
+
+    def setup(self) -> None:
+        self._mapper = RecordMapper(self._spec)
+
+    def process(self, record: Any) -> Iterator[Any]:
+        try:
+            key = str(self._mapper.point_id(record))  # already canonical, as id_key gives
+            digest = content_hash(self._mapper.shaping_part(record), self._fingerprint)
+        except (QdrantBeamError, TypeError, ValueError) as exc:
+            if not isinstance(exc, QdrantBeamError):  # json refused it (mixed-type keys, say)
+                exc = InvalidRecord(f"cannot hash the record: {exc}")
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTERS, FailedRecord.from_exception(record, Stage.MAP, exc)
+            )
+            return
+        yield key, (digest, record)
+
+
+class _MapHashed(MapDoFn):
+    """(hash, record) -> its point, with the hash in the payload for the next run."""
+
+    def process(self, element: tuple[str, Any]) -> Iterator[Any]:
+        digest, record = element
+        for out in super().process(record):
+            if isinstance(out, models.PointStruct):
+                out.payload = {**(out.payload or {}), CONTENT_HASH_FIELD: digest}
+            yield out
 
 
 class _ScrollHashes(beam.DoFn):
@@ -173,7 +194,8 @@ class _ScrollHashes(beam.DoFn):
 
 
 class _Classify(beam.DoFn):
-    """Joined (id, {points, stored}) -> changed/new points on main, vanished ids on 'missing'."""
+    """Joined (id, {records, stored}) -> changed/new (hash, record) on main, vanished ids on
+    'missing'."""
 
     MISSING = "missing"
 
@@ -186,27 +208,38 @@ class _Classify(beam.DoFn):
 
     def process(self, joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         key, parts = joined
-        points = list(parts["points"])
+        records = list(parts["records"])
         stored = list(parts["stored"])
-        if not points:
+        if not records:
             self._missing.inc()
             yield beam.pvalue.TaggedOutput(self.MISSING, key)
             return
-        for point in points:
-            digest = (point.payload or {}).get(CONTENT_HASH_FIELD)
+        for digest, record in records:
             if stored and stored[0] == digest:
                 self._skipped.inc()
             elif stored:
                 self._updated.inc()
-                yield point
+                yield digest, record
             else:
                 self._added.inc()
-                yield point
+                yield digest, record
+
+
+class SkippedOutputs(NamedTuple):
+    points: PCollection
+    """New and changed records as points (inference objects unresolved), hash in the payload."""
+    missing: PCollection
+    """Ids stored in the collection that no record has any more."""
+    dead_letters: PCollection
+    """Records without a usable id, or that do not map to a point."""
 
 
 class SkipUnchanged(beam.PTransform):
-    """Points (inference objects unresolved) -> only the new and changed ones, each with its
-    content hash in the payload; ``missing`` holds the ids that have no record any more."""
+    """Records -> points for only the new and changed ones; returns ``SkippedOutputs``.
+
+    The join by id carries the records, not their points: records encode far faster than
+    pydantic points, and an unchanged record is never mapped at all.
+    """
 
     def __init__(
         self,
@@ -216,25 +249,31 @@ class SkipUnchanged(beam.PTransform):
         policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
-        self._fingerprint = spec_fingerprint(spec)
+        self._spec = spec
         self._target = target
         self._collection = collection
         self._policy = policy or RetryPolicy()
 
-    def expand(self, points: PCollection) -> tuple[PCollection, PCollection]:
-        hashed = points | "Hash" >> beam.ParDo(_HashPoint(self._fingerprint))
+    def expand(self, records: PCollection) -> SkippedOutputs:
+        keyed = records | "Key" >> beam.ParDo(_KeyRecord(self._spec)).with_outputs(
+            DEAD_LETTERS, main="keyed"
+        )
         stored = (
-            points.pipeline
+            records.pipeline
             | "Once" >> beam.Create([None])
             | "ScrollStoredHashes"
             >> beam.ParDo(_ScrollHashes(self._target, self._collection, self._policy))
         )
         classified = (
-            {"points": hashed, "stored": stored}
+            {"records": keyed.keyed, "stored": stored}
             | "JoinById" >> beam.CoGroupByKey()
             | "Classify" >> beam.ParDo(_Classify()).with_outputs(_Classify.MISSING, main="changed")
         )
-        return classified.changed, classified[_Classify.MISSING]
+        mapped = classified.changed | "ToPoints" >> beam.ParDo(_MapHashed(self._spec)).with_outputs(
+            DEAD_LETTERS, main="points"
+        )
+        dead = (keyed[DEAD_LETTERS], mapped[DEAD_LETTERS]) | "Dead" >> beam.Flatten()
+        return SkippedOutputs(mapped.points, classified[_Classify.MISSING], dead)
 
 
 class _DeleteDoFn(beam.DoFn):

@@ -23,6 +23,7 @@ from qdrant_beam.transforms.templates import Template, as_text
 __all__ = ["RecordMapper", "point_id"]
 
 _MAX_UINT64 = 2**64 - 1
+_UUID_TEXT_LENGTHS = frozenset((32, 36, 38, 45))  # hex, hyphenated, {braced}, urn:uuid:
 
 
 def point_id(key: Any, *, collection: str, namespace: uuid.UUID) -> int | str:
@@ -49,10 +50,12 @@ def point_id(key: Any, *, collection: str, namespace: uuid.UUID) -> int | str:
         value = int(key)
         if value <= _MAX_UINT64:
             return value
-    try:
-        return str(uuid.UUID(key))
-    except ValueError:
-        return str(uuid.uuid5(namespace, f"{collection}/{key}"))
+    if len(key) in _UUID_TEXT_LENGTHS:
+        try:
+            return str(uuid.UUID(key))
+        except ValueError:
+            pass
+    return str(uuid.uuid5(namespace, f"{collection}/{key}"))
 
 
 def jsonable(value: Any, field: str) -> Any:
@@ -92,18 +95,40 @@ class RecordMapper:
         self._vectors = [
             (name, vector, Template.parse(vector.template)) for name, vector in spec.vectors.items()
         ]
+        used = {
+            f.split(".", 1)[0] for t in (self._id, *(v[2] for v in self._vectors)) for f in t.fields
+        }
+        payload = spec.payload
+        #: top-level fields a point depends on; ``None`` with ``excluded``: all but those
+        self.shaping_fields: frozenset[str] | None = (
+            frozenset(used | set(payload.include)) if payload.include is not None else None
+        )
+        self.unshaping_fields = frozenset(set(payload.exclude) - used)
 
-    def to_point(self, record: Any) -> models.PointStruct:
-        """Raises ``InvalidRecord`` naming the field and the problem."""
+    def point_id(self, record: Any) -> int | str:
+        """The record's point id; raises ``InvalidRecord`` for a non-mapping or a bad key."""
         if not isinstance(record, Mapping):
             raise InvalidRecord(f"a record must be a mapping, got {type(record).__name__}")
         key = self._id.render_raw(record)
-        pid = point_id(key, collection=self._spec.collection, namespace=self._spec.id_namespace)
+        return point_id(key, collection=self._spec.collection, namespace=self._spec.id_namespace)
+
+    def shaping_part(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of a record that its point depends on (payload, templates, id)."""
+        if self.shaping_fields is not None:
+            return {k: record[k] for k in self.shaping_fields if k in record}
+        return {k: v for k, v in record.items() if k not in self.unshaping_fields}
+
+    def to_point(self, record: Any) -> models.PointStruct:
+        """Raises ``InvalidRecord`` naming the field and the problem."""
+        pid = self.point_id(record)
         vectors: dict[str, Any] = {}
+        texts: dict[str, str] = {}  # vectors often share a template: render it once
         for name, vector, template in self._vectors:
             options = dict(vector.options) or None
             if vector.input_kind is InputKind.TEXT:
-                text = template.render_text(record)
+                text = texts.get(template.source)
+                if text is None:
+                    text = texts[template.source] = template.render_text(record)
                 if not text.strip():
                     raise InvalidRecord(
                         f"vector {name!r}: text from {template.source!r} is empty or whitespace"

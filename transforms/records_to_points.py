@@ -25,7 +25,9 @@ __all__ = ["RecordsToPoints"]
 _NAMESPACE = "qdrant_beam.map"
 
 
-class _MapDoFn(beam.DoFn):
+class MapDoFn(beam.DoFn):
+    """record -> point, or the record to dead letters naming the field and the problem."""
+
     def __init__(self, spec: PointsSpec) -> None:
         self._spec = spec
         self._mapped = Metrics.counter(_NAMESPACE, "records_mapped")
@@ -55,7 +57,7 @@ class RecordsToPoints(beam.PTransform):
         self._spec = spec
 
     def expand(self, pcoll: PCollection) -> InferenceOutputs:
-        out = pcoll | "Map" >> beam.ParDo(_MapDoFn(self._spec)).with_outputs(
+        out = pcoll | "Map" >> beam.ParDo(MapDoFn(self._spec)).with_outputs(
             DEAD_LETTERS, main="points"
         )
         return InferenceOutputs(out.points, out[DEAD_LETTERS])

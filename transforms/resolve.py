@@ -137,10 +137,13 @@ class ResolveInference(beam.PTransform):
         dedup: ``"batch"`` dedupes within each batch; ``"global"`` shuffles by dedup key first,
             so each unique input is embedded once across all workers.
         image_limits: pixel, byte and format bounds for image inputs.
-        preload: (model, input kind, options) to load in ``setup`` so a missing model fails
-            before the first element.
-        check_models: look the preloaded models' folders up now, on the launching machine;
-            turn off when the folders exist only on the workers.
+        preload: (model, input kind, options) the transform uses. Their folders are looked up
+            at launch (``check_models``); otherwise the workers load them in ``setup`` so a
+            missing model fails before the first element.
+        check_models: look the preloaded models' folders up now, on the launching machine,
+            and let workers load each model on first use (a job with nothing to embed, such
+            as an unchanged reindex, then loads none); turn off when the folders exist only
+            on the workers, which then load every model in ``setup``.
         providers: remote provider settings by provider name (base URL, key variable,
             concurrency); keys are read from the workers' environment in ``setup``.
         batches_in_flight: batches resolved concurrently per DoFn; more than one overlaps
@@ -193,17 +196,24 @@ class ResolveInference(beam.PTransform):
             (model, InputKind(kind), tuple(sorted(dict(opts).items())))
             for model, kind, opts in preload
         )
+        setup_loads = frozen_preload if inference == "local" else ()
         if check_models and inference == "local":
             for model, kind, opts in frozen_preload:
                 info = catalog.describe(model, kind)
                 if info.family is not Family.REMOTE:
                     catalog.folder(info, split_options(info, dict(opts)).load_dict)
+            # local folders exist: load on first use; remote clients are cheap, build them
+            setup_loads = tuple(
+                entry
+                for entry in frozen_preload
+                if catalog.describe(entry[0], entry[1]).family is Family.REMOTE
+            )
         self._config = StoreConfig(
             catalog,
             cache_size,
             image_limits or ImageLimits(),
             embed_batch_size,
-            frozen_preload if inference == "local" else (),
+            setup_loads,
             tuple(sorted(provider_configs.items())),
         )
         self._batches_in_flight = batches_in_flight or 1

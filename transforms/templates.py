@@ -9,6 +9,7 @@ literal braces.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -72,19 +73,23 @@ class Template:
             raise SpecError(f"template {source!r} reads no field; write e.g. '{{text}}'")
         return cls(source, tuple(parts))
 
-    @property
+    @functools.cached_property
     def fields(self) -> tuple[str, ...]:
         return tuple(field for _, field in self.parts if field is not None)
 
-    @property
+    @functools.cached_property
+    def _paths(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((field, tuple(field.split("."))) for field in self.fields)
+
+    @functools.cached_property
     def is_single_field(self) -> bool:
         return len(self.parts) == 1 and self.parts[0][0] == "" and self.parts[0][1] is not None
 
     def values(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Each field's raw value; raises ``InvalidRecord`` naming a missing or null field."""
         out: dict[str, Any] = {}
-        for field in self.fields:
-            value = _lookup(record, tuple(field.split(".")))
+        for field, path in self._paths:
+            value = record.get(field, MISSING) if len(path) == 1 else _lookup(record, path)
             if value is MISSING:
                 raise InvalidRecord(f"field {field!r} is missing from the record")
             if value is None:
