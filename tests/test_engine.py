@@ -20,6 +20,8 @@ from model_factory import (
 from PIL import Image
 from qdrant_client import models
 
+from qdrant_beam.transforms.backends import local as local_backend
+from qdrant_beam.transforms.backends.local import padded_batches
 from qdrant_beam.transforms.catalog import ModelCatalog
 from qdrant_beam.transforms.engine import EngineMetrics, InferenceEngine, ModelStore
 from qdrant_beam.transforms.errors import ModelNotFound
@@ -253,3 +255,42 @@ def test_models_load_once_per_store(models_map: dict[str, Any]) -> None:
     a.resolve([point(0, v=doc(TEXTS[0]))])
     b.resolve([point(1, v=doc(TEXTS[1]))])
     assert len(store._models) == 1
+
+
+def test_padded_batches_bound_inputs_times_length_squared() -> None:
+    lengths = sorted([3] * 100 + [100] * 40 + [200] * 20 + [512] * 9)
+    batches = padded_batches(lengths, 64, len(lengths))
+    assert batches[0] == (0, 64)  # short inputs: the full batch size
+    assert [s for s, _ in batches[1:]] == [e for _, e in batches[:-1]]  # contiguous
+    assert batches[-1][1] == len(lengths)
+    for start, end in batches:
+        assert (end - start) * lengths[end - 1] ** 2 <= 64 * 128**2 or end - start == 1
+    assert padded_batches(None, 4, 10) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_long_inputs_go_in_smaller_padded_batches(
+    models_map: dict[str, Any], model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_backend, "_BUDGET_TOKENS", 6)  # the tiny model reads 32 tokens
+    store = ModelStore(ModelCatalog.of(models_map))
+    engine = InferenceEngine(store, embed_batch_size=8)
+    texts = [" ".join(["token"] * n) + f" {i}" for i, n in enumerate([1, 2, 3, 10, 20, 30] * 3)]
+    points = [point(i, v=doc(t)) for i, t in enumerate(texts)]
+    request = engine.parse(points[0])[0][1]
+    embedder = store.embedder(request)
+    sizes: list[int] = []
+    real_embed = embedder._model.embed
+
+    def spy(batch: list[str], batch_size: int) -> Any:
+        sizes.append(len(batch))
+        return real_embed(batch, batch_size=batch_size)
+
+    monkeypatch.setattr(embedder._model, "embed", spy)
+    done, failed = engine.resolve(points)
+    assert not failed and sum(sizes) == len(texts) and len(sizes) > 3
+    assert sizes[0] > sizes[-1]  # the longest inputs ride in the smallest batches
+    direct = TextEmbedding(
+        TINY_TEXT_MODEL_NAME, specific_model_path=str(model_dirs["text"]), local_files_only=True
+    )
+    for got, want in zip(done, direct.embed(texts), strict=True):
+        np.testing.assert_allclose(got.vector["v"], want, atol=1e-5)

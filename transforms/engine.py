@@ -339,7 +339,9 @@ class InferenceEngine:
         order = sorted(range(len(ready)), key=lengths.__getitem__)
         ready = [ready[i] for i in order]
         inputs = [inputs[i] for i in order]
-        outcomes.update(self._call(embedder, ready, inputs, ready[0].group.is_query))
+        meter = embedder.meter
+        tokens = [min(lengths[i], meter.max_length) for i in order] if meter is not None else None
+        outcomes.update(self._call(embedder, ready, inputs, ready[0].group.is_query, tokens))
         return outcomes
 
     def _prepare_inputs(
@@ -380,13 +382,20 @@ class InferenceEngine:
         return lengths
 
     def _call(
-        self, embedder: LocalEmbedder, ready: list[Request], inputs: list[Any], is_query: bool
+        self,
+        embedder: LocalEmbedder,
+        ready: list[Request],
+        inputs: list[Any],
+        is_query: bool,
+        tokens: list[int] | None = None,
     ) -> dict[Hashable, Outcome]:
         started = time.perf_counter()
         self._m.inc("model_calls")
         self._m.inc("model_inputs", len(inputs))
         try:
-            vectors = embedder.embed(inputs, is_query=is_query, batch_size=self._batch_size)
+            vectors = embedder.embed(
+                inputs, is_query=is_query, batch_size=self._batch_size, lengths=tokens
+            )
             result: dict[Hashable, Outcome] = {
                 r.key: v for r, v in zip(ready, vectors, strict=True)
             }
