@@ -64,7 +64,7 @@ class IngestOptions(PipelineOptions):
         )
         group.add_argument("--batch-size", type=int, default=256, help="points per batch")
         group.add_argument(
-            "--embed-batch-size", type=int, default=64, help="inputs per model batch"
+            "--embed-batch-size", type=int, default=32, help="inputs per model batch"
         )
         group.add_argument(
             "--upsert-batch-size", type=int, default=128, help="points per upsert request"

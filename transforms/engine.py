@@ -200,7 +200,7 @@ class InferenceEngine:
         self,
         store: ModelStore,
         *,
-        embed_batch_size: int = 64,
+        embed_batch_size: int = 32,
         image_fetch_workers: int = 8,
         metrics: EngineMetrics | None = None,
     ) -> None:

@@ -161,7 +161,7 @@ class ResolveInference(beam.PTransform):
         catalog: ModelCatalog | None = None,
         batch_size: int = 256,
         batch_max_bytes: int = 8 * 1024 * 1024,
-        embed_batch_size: int = 64,
+        embed_batch_size: int = 32,
         cache_size: int = 0,
         dedup: Literal["batch", "global"] = "batch",
         image_limits: ImageLimits | None = None,
