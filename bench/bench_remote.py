@@ -4,8 +4,9 @@ The server is the OpenAI-format emulator of ``tests/provider_servers.py`` in its
 answering after ``--latency`` seconds per request. The corpus is ``--n`` texts of which
 ``--dup`` are repeats of earlier ones. The naive loop sends one request per 100 inputs, one at
 a time, duplicates included, as a script calling the API directly would. Ours is
-``EmbedPoints`` on FnApiRunner (records generated inside the pipeline), with the per-worker
-cache, so each unique text is sent once.
+``ReadRecords | EmbedPoints`` on FnApiRunner, with the per-worker cache, so each unique text is
+sent once. Both read the same JSONL file of records, so neither side pays for moving the corpus
+into its process differently (a closure holding the texts would be pickled into the pipeline).
 
 Run: ``python bench/bench_remote.py --json bench/results/remote.json``
 """
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from provider_servers import spawn_server  # noqa: E402
 
+from qdrant_beam.pipelines.readers import ReadRecords  # noqa: E402
 from qdrant_beam.transforms import EmbedPoints, load_spec  # noqa: E402
 
 MODEL = "text-embedding-3-small"
@@ -89,8 +92,16 @@ WORDS = [
 ]
 
 
-def naive(base_url: str, texts: list[str], dims: int) -> float:
+def write_records(path: Path, texts: list[str]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"id": i, "text": text}) + "\n")
+
+
+def naive(base_url: str, path: Path, dims: int) -> float:
     started = time.perf_counter()
+    with path.open(encoding="utf-8") as handle:
+        texts = [json.loads(line)["text"] for line in handle]
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}) as client:
         for i in range(0, len(texts), 100):
             response = client.post(
@@ -103,7 +114,9 @@ def naive(base_url: str, texts: list[str], dims: int) -> float:
     return time.perf_counter() - started
 
 
-def ours(base_url: str, texts: list[str], dims: int, encoding: str) -> tuple[float, dict[str, int]]:
+def ours(
+    base_url: str, path: Path, n: int, dims: int, encoding: str
+) -> tuple[float, dict[str, int]]:
     spec = load_spec(
         {
             "collection": "bench",
@@ -121,13 +134,8 @@ def ours(base_url: str, texts: list[str], dims: int, encoding: str) -> tuple[flo
     os.environ["OPENAI_API_KEY"] = KEY
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-    points, _ = (
-        pipeline
-        | beam.Create([len(texts)])
-        | beam.FlatMap(lambda n: range(n))
-        | beam.Map(lambda i: {"id": i, "text": texts[i]})
-        | EmbedPoints(spec, cache_size=len(texts), batch_size=256)
-    )
+    read = pipeline | ReadRecords(str(path), "jsonl")
+    points, _ = read.records | EmbedPoints(spec, cache_size=n, batch_size=256)
     _ = points | beam.combiners.Count.Globally()
     result = pipeline.run()
     result.wait_until_finish()
@@ -152,11 +160,16 @@ def main() -> int:
     texts = corpus(args.n, args.dup)
     unique = len(set(texts))
     results: dict[str, Any] = {"n": args.n, "unique": unique, "latency_s": args.latency}
-    with spawn_server("openai", api_key=KEY, latency_s=args.latency) as server:
-        results["naive_s"] = naive(server.base_url, texts, args.dims)
+    with (
+        tempfile.TemporaryDirectory() as work,
+        spawn_server("openai", api_key=KEY, latency_s=args.latency) as server,
+    ):
+        path = Path(work) / "records.jsonl"
+        write_records(path, texts)
+        results["naive_s"] = naive(server.base_url, path, args.dims)
         server.reset()
         for encoding in ("float", "base64"):
-            elapsed, counters = ours(server.base_url, texts, args.dims, encoding)
+            elapsed, counters = ours(server.base_url, path, args.n, args.dims, encoding)
             stats = server.stats()
             server.reset()
             results[f"ours_{encoding}_s"] = elapsed
