@@ -340,9 +340,17 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def nostore_server() -> Iterator[str]:
     """``tests/qdrant_server.py --no-store`` in its own process: parses and counts upserts."""
+    with test_server("--no-store") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def test_server(*flags: str) -> Iterator[str]:
+    """``tests/qdrant_server.py`` (Qdrant's REST API over qdrant-client's local mode) in its own
+    process; yields its URL."""
     script = REPO / "tests" / "qdrant_server.py"
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", str(_free_port()), "--no-store"],
+        [sys.executable, str(script), "--port", str(_free_port()), *flags],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -352,7 +360,7 @@ def nostore_server() -> Iterator[str]:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         if not url.startswith("http"):
-            raise RuntimeError(f"the no-store test server did not start: {url!r}")
+            raise RuntimeError(f"the test server did not start: {url!r}")
         yield url
     finally:
         proc.terminate()
@@ -362,17 +370,45 @@ def nostore_server() -> Iterator[str]:
 # ---------------------------------------------------------------- sections
 
 
-def bench_incremental(n: int, work: Path, cache: Path, results: dict[str, Any]) -> None:
-    """First incremental reindex into a fresh folder, then the unchanged re-run."""
+def bench_incremental(
+    n: int, work: Path, cache: Path, results: dict[str, Any], sinks: list[str]
+) -> None:
+    """First incremental reindex into an empty collection, then the unchanged re-run; per sink:
+    ``path`` (embedded Qdrant in the job) and ``server`` (the REST test server, its own
+    process, in memory)."""
+    for sink in sinks:
+        if sink == "path":
+            qdrant = work / "qdrant-incremental"
+            shutil.rmtree(qdrant, ignore_errors=True)
+            _incremental(n, work, cache, results, "incremental", ["--qdrant-path", str(qdrant)])
+        else:
+            with test_server() as url:
+                _incremental(n, work, cache, results, "incremental_server", ["--qdrant-url", url])
+
+
+def _stored_points(target: list[str]) -> int:
+    from qdrant_client import QdrantClient
+
+    flag, where = target
+    if flag == "--qdrant-path":
+        return int(qdrant_resident_mb(Path(where))["points"])
+    client = QdrantClient(url=where, check_compatibility=False)
+    try:
+        return int(client.count(COLLECTION).count)
+    finally:
+        client.close()
+
+
+def _incremental(
+    n: int, work: Path, cache: Path, results: dict[str, Any], key: str, target: list[str]
+) -> None:
     data = corpus(n, cache)
     spec = write_spec(work / "articles.yaml", variant="articles")
-    qdrant = work / "qdrant-incremental"
-    shutil.rmtree(qdrant, ignore_errors=True)
     args = job_args(
         "reindex",
         spec,
         data,
-        ["--qdrant-path", str(qdrant)],
+        target,
         "--dead-letter",
         str(work / "dead-incremental"),
         "--mode",
@@ -380,23 +416,24 @@ def bench_incremental(n: int, work: Path, cache: Path, results: dict[str, Any]) 
         "--progress-interval",
         "0",
     )
-    print(f"incremental: first run over {n:,} records ...", flush=True)
+    print(f"{key}: first run over {n:,} records ...", flush=True)
     first = run_cli(args)
     print(f"  {first.wall_s} s; re-run ...", flush=True)
     second = run_cli(args)
     print(f"  {second.wall_s} s", flush=True)
     floor = startup_floor()
-    stored = qdrant_resident_mb(qdrant)
+    stored = _stored_points(target)
     s1, s2 = first.summary, second.summary
     checks = {
         "rerun_model_calls_zero": s2.get("model_calls") == 0,
         "rerun_skipped_all": s2.get("reindex", {}).get("skipped") == n,
-        "first_wrote_all": s1.get("points_written") == n and stored["points"] == n,
+        "first_wrote_all": s1.get("points_written") == n and stored == n,
         "no_dead_letters": s1.get("dead_letters") == 0 and s2.get("dead_letters") == 0,
     }
     wall_ratio = round(second.wall_s / first.wall_s, 3)
-    results["incremental"] = {
+    results[key] = {
         "n": n,
+        "sink": target[0],
         "corpus": str(data.relative_to(REPO)) if data.is_relative_to(REPO) else str(data),
         "spec": "examples/articles.yaml (dense + MRL-64 + bm25 on '{title}. {body}')",
         "first": first.brief(),
@@ -518,21 +555,27 @@ def bench_memory(
 def table(results: dict[str, Any]) -> str:
     """The results as a Markdown table."""
     rows = [("measure", "value", "target"), ("---", "---", "---")]
-    inc = results.get("incremental")
-    if inc:
+    for key, label in (("incremental", "embedded"), ("incremental_server", "server")):
+        inc = results.get(key)
+        if not inc:
+            continue
         n = inc["n"]
         r1, r2 = inc["first"]["summary"], inc["rerun"]["summary"]
         rows += [
-            (f"incremental first run, {n:,} records (wall)", f"{inc['first_wall_s']:.1f} s", ""),
-            ("incremental first run (pipeline)", f"{inc['first_pipeline_s']:.1f} s", ""),
-            ("unchanged re-run (wall)", f"{inc['rerun_wall_s']:.1f} s", ""),
-            ("unchanged re-run (pipeline)", f"{inc['rerun_pipeline_s']:.1f} s", ""),
-            ("re-run / first (wall)", f"{inc['wall_ratio']:.3f}", f"<= {inc['target']}"),
-            ("re-run / first (pipeline)", f"{inc['pipeline_ratio']:.3f}", ""),
+            (f"[{label}] first run, {n:,} records (wall)", f"{inc['first_wall_s']:.1f} s", ""),
+            (f"[{label}] first run (pipeline)", f"{inc['first_pipeline_s']:.1f} s", ""),
+            (f"[{label}] unchanged re-run (wall)", f"{inc['rerun_wall_s']:.1f} s", ""),
+            (f"[{label}] unchanged re-run (pipeline)", f"{inc['rerun_pipeline_s']:.1f} s", ""),
+            (f"[{label}] re-run / first (wall)", f"{inc['wall_ratio']:.3f}", f"<= {inc['target']}"),
+            (f"[{label}] re-run / first (pipeline)", f"{inc['pipeline_ratio']:.3f}", ""),
             ("python + imports floor", f"{inc['startup_floor_s']:.1f} s", ""),
-            ("first run model calls / inputs", f"{r1['model_calls']} / {r1['model_inputs']}", ""),
-            ("re-run model calls", str(r2["model_calls"]), "0"),
-            ("re-run reindex counters", json.dumps(r2.get("reindex", {})), f"skipped {n}"),
+            (
+                f"[{label}] first run model calls / inputs",
+                f"{r1['model_calls']} / {r1['model_inputs']}",
+                "",
+            ),
+            (f"[{label}] re-run model calls", str(r2["model_calls"]), "0"),
+            (f"[{label}] re-run counters", json.dumps(r2.get("reindex", {})), f"skipped {n}"),
         ]
     mem = results.get("memory")
     if mem:
@@ -602,6 +645,13 @@ def main(argv: list[str] | None = None) -> int:
         help="nostore: REST test server storing nothing, in its own process (the job's own "
         "memory, as with any Qdrant server); path: embedded Qdrant inside the job",
     )
+    parser.add_argument(
+        "--incremental-sink",
+        nargs="+",
+        choices=("path", "server"),
+        default=["path", "server"],
+        help="path: embedded Qdrant in the job; server: the REST test server in its own process",
+    )
     parser.add_argument("--budget-s", type=float, default=600.0, help="for --memory-text auto")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="WordNet cache")
     parser.add_argument("--work", type=Path, default=None, help="keep specs and Qdrant here")
@@ -619,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         if args.only in (None, "incremental"):
-            bench_incremental(args.n, work, args.cache, results)
+            sinks = list(dict.fromkeys(args.incremental_sink))
+            bench_incremental(args.n, work, args.cache, results, sinks)
         if args.only in (None, "memory"):
             bench_memory(
                 args.sizes,
