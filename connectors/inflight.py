@@ -1,8 +1,9 @@
-"""A bounded number of writes in flight per worker: the backpressure of the sink.
+"""A bounded number of requests in flight per worker: the backpressure of the sink.
 
 ``submit`` blocks while the AIMD window is full, so a DoFn's ``process`` stops taking input
-when Qdrant slows down. Writes run on a thread pool; ``flush`` waits for all of them, so a
-bundle never reports success before its points are written.
+when Qdrant slows down. Requests run on a thread pool; ``flush`` waits for all of them, so a
+bundle never reports success before its points are written. The reindex's hash lookups use
+it too, to overlap their round trips with the reading and hashing of the next records.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
+
 from qdrant_beam.connectors.window import AimdWindow
 
-__all__ = ["InFlight"]
+__all__ = ["InFlight", "windowed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,12 +32,14 @@ class InFlight(Generic[T, R]):
     ``on_success``/``on_throttle`` here, which take the lock and wake blocked submitters.
     """
 
-    def __init__(self, work: Callable[[T], R], window: AimdWindow) -> None:
+    def __init__(
+        self, work: Callable[[T], R], window: AimdWindow, *, name: str = "qdrant-beam-write"
+    ) -> None:
         self._work = work
         self._window = window
         self._cond = threading.Condition()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=window.maximum, thread_name_prefix="qdrant-beam-write"
+            max_workers=window.maximum, thread_name_prefix=name
         )
         self._in_flight = 0
         self._done: list[tuple[Any, R | BaseException]] = []
@@ -93,3 +99,11 @@ class InFlight(Generic[T, R]):
     def close(self) -> None:
         self.flush()
         self._pool.shutdown(wait=True)
+
+
+def windowed(value: Any, window: Any, timestamp: Any) -> Any:
+    """A result in the window of the input it came from (it may finish in a later call, or in
+    ``finish_bundle``, where Beam needs it windowed explicitly)."""
+    if isinstance(value, beam.pvalue.TaggedOutput):
+        return beam.pvalue.TaggedOutput(value.tag, WindowedValue(value.value, timestamp, (window,)))
+    return WindowedValue(value, timestamp, (window,))

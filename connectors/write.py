@@ -23,12 +23,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.display import DisplayDataItem
-from apache_beam.utils.windowed_value import WindowedValue
 from qdrant_client import models
 
 from qdrant_beam.connectors.clock import Clock
 from qdrant_beam.connectors.collection import CollectionSchema, ensure_collection
-from qdrant_beam.connectors.inflight import InFlight
+from qdrant_beam.connectors.inflight import InFlight, windowed
 from qdrant_beam.connectors.retry import RetryPolicy
 from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.window import AimdWindow
@@ -148,13 +147,22 @@ class _WriteDoFn(beam.DoFn):
         self._clock = clock
 
     def setup(self) -> None:
+        self._m = _SinkMetrics()
+        self._client: Any = None
+        self._inflight: InFlight[list[models.PointStruct], WriteReport] | None = None
+
+    def _start(self) -> InFlight[list[models.PointStruct], WriteReport]:
+        """Connects on the first batch: a run with nothing to write (an unchanged reindex)
+        opens no client."""
+        if self._inflight is not None:
+            return self._inflight
         config = self._config
         server = config.inference == "server"
         self._client = (
             config.target.connect(cloud_inference=True) if server else config.target.connect()
         )
         minimum, initial, maximum = config.window
-        self._inflight: InFlight[list[models.PointStruct], WriteReport] = InFlight(
+        inflight: InFlight[list[models.PointStruct], WriteReport] = InFlight(
             self._write, AimdWindow(minimum=minimum, initial=initial, maximum=maximum)
         )
         ordering = models.WriteOrdering(config.ordering) if config.ordering else None
@@ -170,9 +178,10 @@ class _WriteDoFn(beam.DoFn):
             config.policy,
             clock=self._clock,
             rng=random.Random(config.seed),
-            listener=self._inflight,
+            listener=inflight,
         )
-        self._m = _SinkMetrics()
+        self._inflight = inflight
+        return inflight
 
     def _write(self, points: list[models.PointStruct]) -> WriteReport:
         return self._writer.write(points)
@@ -216,19 +225,24 @@ class _WriteDoFn(beam.DoFn):
                     ),
                 )
         if good:
-            blocked = self._inflight.blocked_s
-            self._inflight.submit(good, tag=(window, timestamp))
-            self._m.blocked_ms.inc(int((self._inflight.blocked_s - blocked) * _MS_PER_S))
-            self._m.window.set(self._inflight.window_size)
-            self._m.in_flight.update(self._inflight.in_flight)
+            inflight = self._start()
+            blocked = inflight.blocked_s
+            inflight.submit(good, tag=(window, timestamp))
+            self._m.blocked_ms.inc(int((inflight.blocked_s - blocked) * _MS_PER_S))
+            self._m.window.set(inflight.window_size)
+            self._m.in_flight.update(inflight.in_flight)
+        if self._inflight is None:
+            return
         for (win, ts), outcome in self._inflight.completed():
             for value in self._outputs(outcome):
-                yield _windowed(value, win, ts)
+                yield windowed(value, win, ts)
 
     def finish_bundle(self) -> Iterator[Any]:
+        if self._inflight is None:
+            return
         for (win, ts), outcome in self._inflight.flush():
             for value in self._outputs(outcome):
-                yield _windowed(value, win, ts)
+                yield windowed(value, win, ts)
 
     def _outputs(self, outcome: WriteReport | BaseException) -> Iterator[Any]:
         if isinstance(outcome, BaseException):
@@ -262,13 +276,6 @@ class _WriteDoFn(beam.DoFn):
         if getattr(self, "_client", None) is not None:
             self._config.target.release(self._client)
             self._client = None
-
-
-def _windowed(value: Any, window: Any, timestamp: Any) -> Any:
-    """A result in the window of the batch it came from (it may finish in a later call)."""
-    if isinstance(value, beam.pvalue.TaggedOutput):
-        return beam.pvalue.TaggedOutput(value.tag, WindowedValue(value.value, timestamp, (window,)))
-    return WindowedValue(value, timestamp, (window,))
 
 
 class WriteToQdrant(beam.PTransform):

@@ -9,7 +9,6 @@ try to download the Prism runner.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -104,18 +103,6 @@ def _query(args: argparse.Namespace) -> int:
 JOB_COMMANDS = ("ingest", "reindex")
 
 
-def run() -> None:
-    """Console-script entry: ``main``, then exit without a last full garbage collection.
-
-    Every object still alive is about to go with the process; ``gc.freeze`` spares the
-    interpreter a collection over qdrant-client's thousands of pydantic models at shutdown
-    (0.6 s measured). Clients and files are closed by the job itself before this point.
-    """
-    code = main()
-    gc.freeze()
-    sys.exit(code)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in JOB_COMMANDS:
@@ -181,4 +168,6 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from qdrant_beam.console import run
+
     run()

@@ -129,9 +129,11 @@ def _build(
     read = pipeline | "Read" >> ReadRecords(opts.input, fmt, columns=fields_used(spec))
     records = read.records | "ProgressRead" >> beam.ParDo(ProgressTap(job, "read"))
     if skip_unchanged:  # unchanged records are dropped before they are even mapped
-        skipped = records | "SkipUnchanged" >> SkipUnchanged(spec, target, collection)
+        skipped = records | "SkipUnchanged" >> SkipUnchanged(
+            spec, target, collection, find_missing=delete_missing
+        )
         points, map_dead = skipped.points, skipped.dead_letters
-        if delete_missing:
+        if skipped.missing is not None:
             _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
     else:
         points, map_dead = records | "ToPoints" >> RecordsToPoints(spec)

@@ -2,12 +2,12 @@
 
 Incremental: every point carries ``CONTENT_HASH_FIELD`` in its payload, a hash over the
 record fields it is made from (id, templates, payload) and the spec's id, payload and vector
-definitions. Before mapping, the stored hashes are scrolled from Qdrant (payload selector:
-that field only, no vectors) and joined with the records by id: unchanged records are
-dropped before they are mapped or any model sees them,
-changed and new ones are embedded and upserted, and with ``delete_missing`` the ids that no
-longer have a record are deleted. Point ids are deterministic and upserts idempotent, so a
-run that crashed is finished by running it again.
+definitions. Before mapping, records are keyed by point id and their stored hashes looked up
+in batches (``retrieve`` by id, payload selector: that field only, no vectors): unchanged
+records are dropped before they are mapped or any model sees them, changed and new ones are
+embedded and upserted. With ``delete_missing`` the stored ids are scrolled and joined with the
+record ids, and the ids that no longer have a record are deleted. Point ids are deterministic
+and upserts idempotent, so a run that crashed is finished by running it again.
 
 Rebuild: write into ``<alias>_v<N>``, check its count, then move the alias in one atomic
 ``update_collection_aliases`` call; readers of the alias see the old or the new version,
@@ -22,6 +22,7 @@ import hashlib
 import json
 import random
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
@@ -32,9 +33,11 @@ from apache_beam.pvalue import PCollection
 from qdrant_client import models
 
 from qdrant_beam.connectors.clock import Clock, SystemClock
+from qdrant_beam.connectors.inflight import InFlight, windowed
 from qdrant_beam.connectors.qdrant_errors import translate_errors
 from qdrant_beam.connectors.retry import RetryPolicy
 from qdrant_beam.connectors.target import QdrantTarget
+from qdrant_beam.connectors.window import AimdWindow
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import InvalidRecord, QdrantBeamError, SpecError
 from qdrant_beam.transforms.mapping import RecordMapper
@@ -57,6 +60,8 @@ __all__ = [
 CONTENT_HASH_FIELD = "_qdrant_beam_hash"
 REINDEX_NAMESPACE = "qdrant_beam.reindex"
 _SCROLL_PAGE = 1_000
+_LOOKUP_BATCH = 500
+_LOOKUPS_IN_FLIGHT = 2
 _DELETE_BATCH = 512
 
 T = TypeVar("T")
@@ -155,32 +160,152 @@ class _MapHashed(MapDoFn):
             yield out
 
 
-class _ScrollHashes(beam.DoFn):
-    """Reads (id, stored hash) of every point in the collection; nothing if it is missing."""
+def _point_ids(keys: Iterable[str]) -> list[Any]:
+    """``id_key`` text back to the ids Qdrant takes: unsigned integers or UUID strings."""
+    return [int(k) if k.isdigit() else k for k in keys]
+
+
+def _locked(lock: Any, action: Callable[[], T]) -> T:
+    if lock is None:
+        return action()
+    with lock:
+        return action()
+
+
+class _Lookup(NamedTuple):
+    """What one lookup found: the records to embed, and how many of each kind."""
+
+    changed: list[tuple[str, Any]]
+    skipped: int
+    updated: int
+    added: int
+
+
+class _LookupStored(beam.DoFn):
+    """Batches of (id, (hash, record)) -> the new and changed (hash, record).
+
+    A lookup join: one ``retrieve`` per batch, by id, for the stored hash only (no vectors).
+    Nothing is shuffled and nothing scans the collection, so the cost follows the input, and
+    an unchanged record goes no further than this stage. Up to ``_LOOKUPS_IN_FLIGHT``
+    lookups run on threads while the next records are read and hashed.
+    """
+
+    def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
+        self._target = target
+        self._collection = collection
+        self._policy = policy
+        counter = lambda name: Metrics.counter(REINDEX_NAMESPACE, name)  # noqa: E731
+        self._skipped = counter("skipped")
+        self._updated = counter("updated")
+        self._added = counter("added")
+
+    def setup(self) -> None:
+        self._client: Any = self._target.connect()
+        self._exists = False
+        self._exists_lock = threading.Lock()
+        size = _LOOKUPS_IN_FLIGHT
+        self._inflight: InFlight[list[Any], _Lookup] = InFlight(
+            self._lookup,
+            AimdWindow(minimum=size, initial=size, maximum=size),
+            name="qdrant-beam-lookup",
+        )
+
+    def _collection_exists(self) -> bool:
+        """Asked until it exists: this job's own writer may create the collection."""
+        client, lock = self._client, self._target.write_lock()
+        with self._exists_lock:
+            if not self._exists:
+                self._exists = with_retries(
+                    lambda: _locked(lock, lambda: client.collection_exists(self._collection)),
+                    self._policy,
+                )
+            return self._exists
+
+    def _stored(self, keys: list[str]) -> dict[str, str | None]:
+        if not self._collection_exists():
+            return {}
+        client, lock = self._client, self._target.write_lock()
+        selector = models.PayloadSelectorInclude(include=[CONTENT_HASH_FIELD])
+
+        def retrieve() -> Any:
+            return client.retrieve(
+                self._collection, _point_ids(keys), with_payload=selector, with_vectors=False
+            )
+
+        found = with_retries(lambda: _locked(lock, retrieve), self._policy)
+        return {id_key(p.id): (p.payload or {}).get(CONTENT_HASH_FIELD) for p in found}
+
+    def _lookup(self, batch: list[tuple[str, tuple[str, Any]]]) -> _Lookup:
+        """On a lookup thread; counts go back to ``process``, where Beam's metrics live."""
+        stored = self._stored(list(dict.fromkeys(key for key, _ in batch)))
+        changed: list[tuple[str, Any]] = []
+        skipped = updated = 0
+        for key, (digest, record) in batch:
+            if key not in stored:
+                changed.append((digest, record))
+            elif stored[key] == digest:
+                skipped += 1
+            else:
+                updated += 1
+                changed.append((digest, record))
+        return _Lookup(changed, skipped, updated, len(changed) - updated)
+
+    def process(
+        self,
+        batch: list[tuple[str, tuple[str, Any]]],
+        window: Any = beam.DoFn.WindowParam,
+        timestamp: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[Any]:
+        self._inflight.submit(batch, tag=(window, timestamp))
+        yield from self._emit(self._inflight.completed())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._emit(self._inflight.flush())
+
+    def _emit(self, done: list[tuple[Any, _Lookup | BaseException]]) -> Iterator[Any]:
+        for (window, timestamp), outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome  # Qdrant unreachable after retries: Beam retries the bundle
+            self._skipped.inc(outcome.skipped)
+            self._updated.inc(outcome.updated)
+            self._added.inc(outcome.added)
+            for item in outcome.changed:
+                yield windowed(item, window, timestamp)
+
+    def teardown(self) -> None:
+        inflight = getattr(self, "_inflight", None)
+        if inflight is not None:
+            inflight.close()
+        if getattr(self, "_client", None) is not None:
+            self._target.release(self._client)
+            self._client = None
+
+
+class _ScrollIds(beam.DoFn):
+    """Every point id in the collection (no payload, no vectors); nothing if it is missing."""
 
     def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
         self._target = target
         self._collection = collection
         self._policy = policy
 
-    def process(self, _: Any) -> Iterator[tuple[str, str | None]]:
+    def process(self, _: Any) -> Iterator[tuple[str, None]]:
         client = self._target.connect()
         try:
             yield from self._scroll(client)
         finally:
             self._target.release(client)
 
-    def _scroll(self, client: Any) -> Iterator[tuple[str, str | None]]:
+    def _scroll(self, client: Any) -> Iterator[tuple[str, None]]:
         if not with_retries(lambda: client.collection_exists(self._collection), self._policy):
             return
-        selector = models.PayloadSelectorInclude(include=[CONTENT_HASH_FIELD])
 
         def page(start: Any) -> Any:
             return client.scroll(
                 self._collection,
                 limit=_SCROLL_PAGE,
                 offset=start,
-                with_payload=selector,
+                with_payload=False,
                 with_vectors=False,
             )
 
@@ -188,48 +313,30 @@ class _ScrollHashes(beam.DoFn):
         while True:
             records, offset = with_retries(functools.partial(page, offset), self._policy)
             for record in records:
-                yield id_key(record.id), (record.payload or {}).get(CONTENT_HASH_FIELD)
+                yield id_key(record.id), None
             if offset is None:
                 return
 
 
-class _Classify(beam.DoFn):
-    """Joined (id, {records, stored}) -> changed/new (hash, record) on main, vanished ids on
-    'missing'."""
-
-    MISSING = "missing"
+class _Missing(beam.DoFn):
+    """(id, {records, stored}) -> the id, when it is stored but no record has it any more."""
 
     def __init__(self) -> None:
-        counter = lambda name: Metrics.counter(REINDEX_NAMESPACE, name)  # noqa: E731
-        self._skipped = counter("skipped")
-        self._updated = counter("updated")
-        self._added = counter("added")
-        self._missing = counter("missing")
+        self._missing = Metrics.counter(REINDEX_NAMESPACE, "missing")
 
-    def process(self, joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+    def process(self, joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[str]:
         key, parts = joined
-        records = list(parts["records"])
-        stored = list(parts["stored"])
-        if not records:
+        if not any(True for _ in parts["records"]):
             self._missing.inc()
-            yield beam.pvalue.TaggedOutput(self.MISSING, key)
-            return
-        for digest, record in records:
-            if stored and stored[0] == digest:
-                self._skipped.inc()
-            elif stored:
-                self._updated.inc()
-                yield digest, record
-            else:
-                self._added.inc()
-                yield digest, record
+            yield key
 
 
 class SkippedOutputs(NamedTuple):
     points: PCollection
     """New and changed records as points (inference objects unresolved), hash in the payload."""
-    missing: PCollection
-    """Ids stored in the collection that no record has any more."""
+    missing: PCollection | None
+    """Ids stored in the collection that no record has any more; ``None`` unless
+    ``find_missing``."""
     dead_letters: PCollection
     """Records without a usable id, or that do not map to a point."""
 
@@ -237,8 +344,9 @@ class SkippedOutputs(NamedTuple):
 class SkipUnchanged(beam.PTransform):
     """Records -> points for only the new and changed ones; returns ``SkippedOutputs``.
 
-    The join by id carries the records, not their points: records encode far faster than
-    pydantic points, and an unchanged record is never mapped at all.
+    Records are keyed by point id and hashed, then looked up in batches of ``lookup_batch``
+    ids. With ``find_missing``, the stored ids are also scrolled and joined with the record
+    ids (only ids cross that shuffle) to find the points whose record vanished.
     """
 
     def __init__(
@@ -247,33 +355,53 @@ class SkipUnchanged(beam.PTransform):
         target: QdrantTarget,
         collection: str,
         policy: RetryPolicy | None = None,
+        *,
+        find_missing: bool = False,
+        lookup_batch: int = _LOOKUP_BATCH,
     ) -> None:
         super().__init__()
         self._spec = spec
         self._target = target
         self._collection = collection
         self._policy = policy or RetryPolicy()
+        self._find_missing = find_missing
+        self._lookup_batch = lookup_batch
 
     def expand(self, records: PCollection) -> SkippedOutputs:
         keyed = records | "Key" >> beam.ParDo(_KeyRecord(self._spec)).with_outputs(
             DEAD_LETTERS, main="keyed"
         )
-        stored = (
-            records.pipeline
-            | "Once" >> beam.Create([None])
-            | "ScrollStoredHashes"
-            >> beam.ParDo(_ScrollHashes(self._target, self._collection, self._policy))
+        changed = (
+            keyed.keyed
+            | "Batch"
+            >> beam.BatchElements(
+                min_batch_size=self._lookup_batch, max_batch_size=self._lookup_batch
+            )
+            | "LookupStoredHashes"
+            >> beam.ParDo(_LookupStored(self._target, self._collection, self._policy))
         )
-        classified = (
-            {"records": keyed.keyed, "stored": stored}
-            | "JoinById" >> beam.CoGroupByKey()
-            | "Classify" >> beam.ParDo(_Classify()).with_outputs(_Classify.MISSING, main="changed")
-        )
-        mapped = classified.changed | "ToPoints" >> beam.ParDo(_MapHashed(self._spec)).with_outputs(
+        mapped = changed | "ToPoints" >> beam.ParDo(_MapHashed(self._spec)).with_outputs(
             DEAD_LETTERS, main="points"
         )
         dead = (keyed[DEAD_LETTERS], mapped[DEAD_LETTERS]) | "Dead" >> beam.Flatten()
-        return SkippedOutputs(mapped.points, classified[_Classify.MISSING], dead)
+        return SkippedOutputs(mapped.points, self._missing(keyed.keyed), dead)
+
+    def _missing(self, keyed: PCollection) -> PCollection | None:
+        if not self._find_missing:
+            return None
+        pipeline = keyed.pipeline
+        record_ids = keyed | "RecordIds" >> beam.MapTuple(lambda key, _: (key, None))
+        stored_ids = (
+            pipeline
+            | "Once" >> beam.Create([None])
+            | "ScrollStoredIds"
+            >> beam.ParDo(_ScrollIds(self._target, self._collection, self._policy))
+        )
+        return (
+            {"records": record_ids, "stored": stored_ids}
+            | "JoinById" >> beam.CoGroupByKey()
+            | "Missing" >> beam.ParDo(_Missing())
+        )
 
 
 class _DeleteDoFn(beam.DoFn):
@@ -287,15 +415,11 @@ class _DeleteDoFn(beam.DoFn):
         self._client = self._target.connect()
 
     def process(self, ids: list[str]) -> Iterator[int]:
-        parsed: list[Any] = [int(i) if i.isdigit() else i for i in ids]
-        selector = models.PointIdsList(points=parsed)
+        selector = models.PointIdsList(points=_point_ids(ids))
         lock = self._target.write_lock()
 
         def delete() -> Any:
-            if lock is None:
-                return self._client.delete(self._collection, selector, wait=True)
-            with lock:
-                return self._client.delete(self._collection, selector, wait=True)
+            return _locked(lock, lambda: self._client.delete(self._collection, selector, wait=True))
 
         with_retries(delete, self._policy)
         self._deleted.inc(len(ids))

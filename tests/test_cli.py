@@ -167,6 +167,30 @@ def test_job_help_lists_options(capsys: Any) -> None:
     assert "--delete-missing" in out and "--dead-letter" in out
 
 
+def test_console_entry_runs_the_cli_and_package_import_stays_light(spec_file: Path) -> None:
+    """``python -m qdrant_beam`` is what the ``qdrant-beam`` script runs; the package itself
+    loads Beam only when one of its names is used, so the entry can tune start-up first."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "qdrant_beam", "validate", str(spec_file)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "dense:" in proc.stdout
+    code = (
+        "import sys, qdrant_beam; assert 'apache_beam' not in sys.modules; "
+        "from qdrant_beam import EmbedPoints, load_spec; assert 'apache_beam' in sys.modules; "
+        "print(EmbedPoints.__name__, load_spec.__name__)"
+    )
+    light = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert light.returncode == 0, light.stderr
+    assert light.stdout.split() == ["EmbedPoints", "load_spec"]
+
+
 # -- incremental reindex ------------------------------------------------------------------
 
 
@@ -293,7 +317,7 @@ def test_rebuild_refuses_a_plain_collection_of_the_alias_name(
 def _cli(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "qdrant_beam.pipelines.cli", *args, "--progress-interval=0"],
+        [sys.executable, "-m", "qdrant_beam", *args, "--progress-interval=0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
