@@ -206,6 +206,36 @@ def test_cache_answers_repeats_across_batches(models_map: dict[str, Any], counts
     assert counts["cache_hits"] == before
 
 
+def test_a_key_landed_between_cache_check_and_claim_is_not_computed_again(
+    models_map: dict[str, Any],
+) -> None:
+    """Two batches on two threads: B misses the cache, then A computes and lands the same
+    texts before B claims them. B must take A's vectors, not send the inputs again."""
+    store = ModelStore(ModelCatalog.of(models_map), cache_size=100)
+    assert store.cache is not None
+    a_counts, b_counts = Counters(), Counters()
+    a = InferenceEngine(store, metrics=a_counts)
+    b = InferenceEngine(store, metrics=b_counts)
+    batch = [point(i, dense=doc(text)) for i, text in enumerate(TEXTS)]
+    real_get_many = store.cache.get_many
+    first_call = [True]
+
+    def get_many_then_let_a_finish(keys: list[Any]) -> dict[Any, Any]:
+        found = real_get_many(keys)
+        if first_call[0]:  # B's first look: a miss; now A runs to the end
+            first_call[0] = False
+            a.resolve(batch)
+        return found
+
+    store.cache.get_many = get_many_then_let_a_finish  # type: ignore[method-assign]
+    resolved, failed = b.resolve(batch)
+    assert not failed
+    assert a_counts["model_inputs"] == len(TEXTS)
+    assert b_counts["model_inputs"] == 0 and b_counts["model_calls"] == 0
+    expected = {p.id: p.vector["dense"] for p in a.resolve(batch)[0]}
+    assert {p.id: p.vector["dense"] for p in resolved} == expected
+
+
 def test_bad_inputs_go_to_dead_letters_and_the_batch_lands(
     engine: InferenceEngine, counts: Counters
 ) -> None:

@@ -271,7 +271,10 @@ class InferenceEngine:
             outcomes.update(cache.get_many(list(unique)))
             self._m.inc("cache_hits", len(outcomes))
         flight = _Flight()
-        mine, theirs = self._claim([k for k in unique if k not in outcomes], flight)
+        mine, theirs, landed = self._claim([k for k in unique if k not in outcomes], flight)
+        if landed:  # finished by another thread between the cache check and the claim
+            outcomes.update(landed)
+            self._m.inc("cache_hits", len(landed))
         if theirs:
             self._m.inc("inflight_hits", len(theirs))
         groups: dict[CallGroup, list[Request]] = defaultdict(list)
@@ -294,20 +297,33 @@ class InferenceEngine:
 
     def _claim(
         self, keys: list[Hashable], flight: _Flight
-    ) -> tuple[list[Hashable], dict[Hashable, _Flight]]:
-        """Keys this call computes, and the flights of keys another thread is computing."""
+    ) -> tuple[list[Hashable], dict[Hashable, _Flight], dict[Hashable, Outcome]]:
+        """Keys this call computes, the flights of keys another thread is computing, and
+        outcomes another thread landed since this call's cache check.
+
+        A finished thread fills the cache before it clears its pending keys, so a key that is
+        neither pending nor cached here, under the lock, is really nobody's: claiming it
+        cannot send an input twice.
+        """
         store = self._store
         mine: list[Hashable] = []
         theirs: dict[Hashable, _Flight] = {}
+        landed: dict[Hashable, Outcome] = {}
         with store.pending_lock:
+            free = []
             for key in keys:
                 running = store.pending.get(key)
                 if running is not None:
                     theirs[key] = running
                 else:
+                    free.append(key)
+            if free and store.cache is not None:
+                landed = store.cache.get_many(free)
+            for key in free:
+                if key not in landed:
                     store.pending[key] = flight
                     mine.append(key)
-        return mine, theirs
+        return mine, theirs, landed
 
     def _land(
         self,
