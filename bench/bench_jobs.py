@@ -1,9 +1,10 @@
 """Job benchmarks: the ``qdrant-beam`` CLI end to end, on a real-English WordNet corpus.
 
 * ``incremental``: ``reindex --mode incremental`` of 5,000 records (``examples/articles.yaml``:
-  MiniLM dense + MRL-64 + BM25) into a fresh embedded Qdrant, then the same command again with
-  nothing changed. The re-run should skip every record with zero model calls and take at most
-  10% of the first run.
+  MiniLM dense + MRL-64 + BM25) into a fresh embedded Qdrant folder (``--incremental-sink
+  path``) and into the REST test server in its own process (``server``), then the same command
+  again with nothing changed. The re-run should skip every record with zero model calls and
+  take at most 10% of the first run.
 * ``memory``: peak RSS of ``ingest`` (MiniLM dense + BM25, ``--batch-size 256``) for 5,000 and
   50,000 records, each in a fresh subprocess; the 50k peak should be at most 1.5x the 5k peak.
   ``--memory-text auto`` embeds titles only when the full-text 50k run would exceed
@@ -17,18 +18,9 @@ Peak RSS is the child's own ``ru_maxrss`` from ``wait4``; RSS and VmHWM are also
 inside the job's process and holds every point in memory, so it counts in the RSS.
 Run: ``python bench/bench_jobs.py --memory-sink path nostore --json bench/results/jobs.json``.
 
-Typical results, 2 shared cores (CPU contention moves the times by ~25%)::
-
-    incremental 5k: first 64 - 81 s, unchanged re-run 11 - 12 s (pipeline 7 s), ratio 0.14 - 0.18
-    ingest 5k / 50k titles, path      500 - 520 MB / 935 - 960 MB   ratio 1.85
-    ingest 5k / 50k titles, no-store  500 MB / 700 MB               ratio 1.40
-    ingest 5k full text, path         870 MB  (50k full text would take ~11 - 15 min)
-
-Where the time and memory go: the re-run is fixed costs (~3.6 s of Python imports, the local
-Qdrant folder loaded three times, the models loaded though nothing is embedded). The peak RSS
-follows the largest model call (64 inputs x the longest padded text: 53 tokens in the 5k titles,
-114 in the 50k), which onnxruntime's CPU arena then keeps; Python-heap memory stays flat (~10 MB
-traced). Local mode adds ~5 KB per stored point, and reopening a 50k-point folder costs ~1.1 GB.
+The re-run is repeated (``--reruns``, 3) and the median counts: a run of a few seconds swings
+by 20% on these shared cores. The package's bytecode is compiled first, as a wheel install
+does. Results and what the time goes to: README.md, "Benchmarks".
 """
 
 from __future__ import annotations
@@ -224,10 +216,18 @@ def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
         pump.start()
     samples: list[Sample] = []
     max_desc = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
+    # A thread blocks in wait4 so that the end time is exact; polling would add up to
+    # ``sample_s`` to every run, which matters for a run of a few seconds.
+    exited = threading.Event()
+    reaped: dict[str, Any] = {}
+
+    def reap() -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        reaped.update(ended=time.perf_counter(), status=status, usage=usage)
+        exited.set()
+
+    threading.Thread(target=reap, daemon=True).start()
+    while not exited.is_set():
         rss = _status_kb(proc.pid, "VmRSS")
         hwm = _status_kb(proc.pid, "VmHWM")
         if rss is not None and hwm is not None:
@@ -237,8 +237,9 @@ def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
             read = _last_progress(err)
             now = round(time.perf_counter() - started, 2)
             samples.append((now, round(rss / 1024, 1), round(hwm / 1024, 1), read))
-        time.sleep(sample_s)
-    wall = time.perf_counter() - started
+        exited.wait(sample_s)
+    wall = reaped["ended"] - started
+    status, usage = reaped["status"], reaped["usage"]
     proc.returncode = os.waitstatus_to_exitcode(status)
     for pump in pumps:
         pump.join(timeout=10)
