@@ -252,6 +252,25 @@ def server() -> Iterator[QdrantTestServer]:
         yield srv
 
 
+def test_incremental_lookups_over_rest_survive_transient_errors(
+    spec_file: Path, tmp_path: Path, server: QdrantTestServer
+) -> None:
+    """The stored hashes are looked up by id over REST, on threads; a 503 and a 429 on those
+    lookups are retried, and the counts come out exact."""
+    data = write_jsonl(tmp_path / "in.jsonl", make_records(30))
+    args = [f"--spec={spec_file}", f"--input={data}", f"--qdrant-url={server.url}"]
+    assert reindex(*args).summary.reindex == {"added": 30}
+    server.faults = Faults(kinds=frozenset({"retrieve"}), script=(503, 429), retry_after_s=0)
+    again = reindex(*args)
+    assert again.summary.reindex == {"skipped": 30}
+    assert again.summary.model_calls == 0 and again.summary.points_written == 0
+    assert server.stats.faults == {"status:503": 1, "status:429": 1}
+    write_jsonl(data, make_records(30, edit={3}) + make_records(2, start=50))
+    third = reindex(*args)
+    assert third.summary.reindex == {"skipped": 29, "updated": 1, "added": 2}
+    assert server.client().count("docs", exact=True).count == 32
+
+
 def test_rebuild_switches_the_alias_while_a_reader_queries(
     spec_file: Path, tmp_path: Path, server: QdrantTestServer
 ) -> None:
