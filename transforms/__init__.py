@@ -14,8 +14,9 @@ from qdrant_beam.transforms.errors import (
     TransientError,
 )
 from qdrant_beam.transforms.images import ImageLimits
+from qdrant_beam.transforms.outputs import InferenceOutputs
 from qdrant_beam.transforms.records_to_points import RecordsToPoints
-from qdrant_beam.transforms.resolve import InferenceOutputs, ResolveInference
+from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PayloadSpec, PointsSpec, VectorSpec, load_spec
 
 __all__ = [

@@ -1,5 +1,9 @@
 """``EmbedPoints(spec)`` = ``RecordsToPoints(spec) | ResolveInference.from_spec(spec)``.
 
+With batch dedup and local inference (the defaults), the two run as one step: records are
+batched and each batch is mapped and resolved together (``resolve.MapResolveDoFn``). The
+points, dead letters and metrics are those of the two transforms in sequence.
+
 Usage::
 
     points, dead = records | EmbedPoints(load_spec("spec.yaml"), cache_size=10_000)
@@ -12,8 +16,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import PCollection
 
-from qdrant_beam.transforms.records_to_points import RecordsToPoints
-from qdrant_beam.transforms.resolve import InferenceOutputs, ResolveInference
+from qdrant_beam.transforms.outputs import InferenceOutputs
+from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["EmbedPoints"]
@@ -28,7 +32,4 @@ class EmbedPoints(beam.PTransform):
         self._resolve = ResolveInference.from_spec(spec, **resolve_kwargs)
 
     def expand(self, pcoll: PCollection) -> InferenceOutputs:
-        mapped = pcoll | "RecordsToPoints" >> RecordsToPoints(self._spec)
-        resolved = mapped.points | "ResolveInference" >> self._resolve
-        dead = (mapped.dead_letters, resolved.dead_letters) | "DeadLetters" >> beam.Flatten()
-        return InferenceOutputs(resolved.points, dead)
+        return self._resolve.expand_records(pcoll, self._spec)

@@ -17,7 +17,7 @@ from apache_beam.pvalue import PCollection
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import QdrantBeamError
 from qdrant_beam.transforms.mapping import RecordMapper
-from qdrant_beam.transforms.resolve import InferenceOutputs
+from qdrant_beam.transforms.outputs import InferenceOutputs
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["RecordsToPoints"]
