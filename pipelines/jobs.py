@@ -34,8 +34,8 @@ from qdrant_beam.pipelines.summary import (
     ProgressTap,
     summarize,
 )
+from qdrant_beam.transforms.embed_points import EmbedPoints
 from qdrant_beam.transforms.errors import SpecError
-from qdrant_beam.transforms.records_to_points import RecordsToPoints
 from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 
@@ -128,24 +128,26 @@ def _build(
     fmt = opts.format or infer_format(opts.input)
     read = pipeline | "Read" >> ReadRecords(opts.input, fmt, columns=fields_used(spec))
     records = read.records | "ProgressRead" >> beam.ParDo(ProgressTap(job, "read"))
+    resolve_kwargs: dict[str, Any] = {
+        "batch_size": opts.batch_size,
+        "embed_batch_size": opts.embed_batch_size,
+        "cache_size": opts.cache_size,
+        "dedup": opts.dedup,
+        "inference": opts.inference,
+        "check_models": _is_local(pipeline.options),
+    }
     if skip_unchanged:  # unchanged records are dropped before they are even mapped
         skipped = records | "SkipUnchanged" >> SkipUnchanged(
             spec, target, collection, find_missing=delete_missing
         )
-        points, map_dead = skipped.points, skipped.dead_letters
         if skipped.missing is not None:
             _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
-    else:
-        points, map_dead = records | "ToPoints" >> RecordsToPoints(spec)
-    resolved, inference_dead = points | "Embed" >> ResolveInference.from_spec(
-        spec,
-        batch_size=opts.batch_size,
-        embed_batch_size=opts.embed_batch_size,
-        cache_size=opts.cache_size,
-        dedup=opts.dedup,
-        inference=opts.inference,
-        check_models=_is_local(pipeline.options),
-    )
+        resolve = ResolveInference.from_spec(spec, **resolve_kwargs)
+        resolved, inference_dead = skipped.points | "Embed" >> resolve
+        dead_parts = [read.dead_letters, skipped.dead_letters, inference_dead]
+    else:  # EmbedPoints: mapping and inference in one step where that applies
+        resolved, embed_dead = records | "Embed" >> EmbedPoints(spec, **resolve_kwargs)
+        dead_parts = [read.dead_letters, embed_dead]
     written, write_dead = resolved | "Write" >> WriteToQdrant(
         target,
         spec=spec,
@@ -162,7 +164,7 @@ def _build(
             | "CountIds" >> beam.combiners.Count.Globally()
             | "ReportCount" >> beam.ParDo(_CountDistinct())
         )
-    dead = (read.dead_letters, map_dead, inference_dead, write_dead) | "AllDead" >> beam.Flatten()
+    dead = (*dead_parts, write_dead) | "AllDead" >> beam.Flatten()
     counted = dead | "CountDead" >> beam.ParDo(CountDeadLetters())
     if opts.dead_letter:
         _ = counted | "WriteDead" >> WriteDeadLetters(opts.dead_letter)
