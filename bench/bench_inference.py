@@ -78,8 +78,12 @@ def run_pipeline(
     elapsed = time.perf_counter() - started
     if into_local_qdrant:
         client = target.connect()
-        if client.count(collection).count != len(corpus):
-            raise RuntimeError("pipeline lost points")
+        try:
+            if client.count(collection).count != len(corpus):
+                raise RuntimeError("pipeline lost points")
+        finally:  # the :memory: client lives on in the process: later runs start clean
+            client.delete_collection(collection)
+            target.release(client)
     counters = {
         c.key.metric.name: c.committed
         for c in result.metrics().query(MetricsFilter())["counters"]
