@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from qdrant_beam.connectors.tls import httpx_verify
 from qdrant_beam.transforms.errors import SpecError
 
 __all__ = ["QdrantTarget"]
@@ -111,10 +112,17 @@ class QdrantTarget(BaseModel):
         }
         if self.https is not None:
             kwargs["https"] = self.https
-        if not self.verify_tls:
-            kwargs["verify"] = False
+        kwargs["verify"] = self._verify()
         kwargs.update(overrides)
         return QdrantClient(**kwargs)
+
+    def _verify(self) -> Any:
+        """httpx ``verify`` for the REST client: no CA bundle when no TLS is spoken."""
+        if self.https is False:
+            return False
+        if self.https:
+            return httpx_verify(None, verify=self.verify_tls)
+        return httpx_verify(self.url, verify=self.verify_tls)
 
 
 class _LocalClients:

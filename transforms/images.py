@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from qdrant_beam.connectors.tls import shared_tls_context
 from qdrant_beam.transforms.errors import InvalidImage
 
 __all__ = ["ImageLimits", "ImageReader", "decode_image"]
@@ -110,7 +111,7 @@ class ImageReader:
                 self._client = httpx.Client(
                     timeout=self.limits.fetch_timeout_s,
                     follow_redirects=True,
-                    transport=httpx.HTTPTransport(retries=2),
+                    transport=httpx.HTTPTransport(retries=2, verify=shared_tls_context()),
                 )
             return self._client
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from qdrant_beam.connectors.clock import Clock, SystemClock
 from qdrant_beam.connectors.retry import RetryPolicy, is_throttle, retry_cause
+from qdrant_beam.connectors.tls import httpx_verify
 from qdrant_beam.connectors.window import AimdWindow
 from qdrant_beam.transforms.backends.providers import Provider, ProviderConfig, RemoteInput
 from qdrant_beam.transforms.errors import (
@@ -174,6 +175,7 @@ class RemoteClient:
                 max_keepalive_connections=config.max_concurrency,
             ),
             transport=transport,
+            verify=httpx_verify(base_url),
         )
         initial = min(config.initial_concurrency, config.max_concurrency)
         self._window = AimdWindow(minimum=1, initial=initial, maximum=config.max_concurrency)
