@@ -136,7 +136,7 @@ def ours(
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
     read = pipeline | ReadRecords(str(path), "jsonl")
-    points, _ = read.records | EmbedPoints(spec, cache_size=n, batch_size=256)
+    points, _ = read.records | EmbedPoints(spec, cache_size=n)
     _ = points | beam.combiners.Count.Globally()
     result = pipeline.run()
     result.wait_until_finish()

@@ -62,7 +62,12 @@ class IngestOptions(PipelineOptions):
             default="local",
             help="'server' leaves inference objects for Qdrant to embed",
         )
-        group.add_argument("--batch-size", type=int, default=256, help="points per batch")
+        group.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="points per batch (default 256, 1024 when a vector uses a remote provider)",
+        )
         group.add_argument(
             "--embed-batch-size", type=int, default=32, help="inputs per model batch"
         )

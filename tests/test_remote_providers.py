@@ -381,6 +381,20 @@ def test_soak_5000_inputs_at_a_20_percent_fault_rate(
     assert counter(result, "remote_inputs_sent") >= 5_000
 
 
+def test_remote_specs_batch_1024_records_by_default(openai_server: ProviderServer) -> None:
+    """1,000 unique texts: one batch, so one request (the limit is 2,048 inputs); with the
+    local default of 256 points per batch they would take four."""
+    spec = remote_spec(openai_server)
+    records = [{"id": i, "text": f"batched text {i}"} for i in range(1_000)]
+    out, _ = run_collect(lambda p: p | beam.Create(records) | EmbedPoints(spec))
+    assert len(out["points"]) == 1_000
+    assert openai_server.stats()["requests"] == 1
+    openai_server.reset()
+    out, _ = run_collect(lambda p: p | beam.Create(records) | EmbedPoints(spec, batch_size=256))
+    assert len(out["points"]) == 1_000
+    assert openai_server.stats()["requests"] == 4
+
+
 def test_secret_sentinel_never_leaves_the_worker(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Any
 ) -> None:
