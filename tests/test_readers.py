@@ -200,6 +200,26 @@ def test_write_dead_letters_writes_an_empty_file_when_nothing_failed(tmp_path: P
     assert (tmp_path / "dl.jsonl").read_text() == ""
 
 
+def test_write_dead_letters_replaces_the_file_and_leaves_no_temporary_files(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "dead.jsonl"
+    target.write_text("from an earlier run\n")
+    failed = [FailedRecord({"id": i}, Stage.MAP, "InvalidRecord", "bad") for i in range(3)]
+
+    def build(p: beam.Pipeline) -> dict[str, Any]:
+        return {"files": p | beam.Create(failed) | WriteDeadLetters(str(target))}
+
+    out, _ = run_collect(build)
+    assert out["files"] == [str(target)]
+    assert sorted(json.loads(line)["record"]["id"] for line in target.read_text().splitlines()) == [
+        0,
+        1,
+        2,
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["dead.jsonl"]
+
+
 # --------------------------------------------------------------------------------------------
 # Formats, fields, counts
 
