@@ -129,7 +129,7 @@ class WriteDeadLetters(beam.PTransform):
             failed = tuple(failed) | "Flatten" >> beam.Flatten()
         lines = failed | "ToJson" >> beam.Map(dead_letter_json)
         return (
-            failed.pipeline
+            lines.pipeline
             | "Once" >> beam.Impulse()
             | "Write" >> beam.ParDo(_WriteLines(self.path), beam.pvalue.AsIter(lines))
         )
