@@ -295,6 +295,15 @@ class _ParseJsonLines(beam.DoFn):
         self._columns = columns
         self._read = Metrics.counter(_NAMESPACE, "records_read")
         self._dead = Metrics.counter(_NAMESPACE, "dead_letters")
+        self._parsed = 0
+
+    def start_bundle(self) -> None:
+        self._parsed = 0  # counted per bundle: one metric update, not one per line
+
+    def finish_bundle(self) -> None:
+        if self._parsed:
+            self._read.inc(self._parsed)
+            self._parsed = 0
 
     def process(self, element: tuple[str, bytes]) -> Iterator[Any]:
         source, raw = element
@@ -321,7 +330,7 @@ class _ParseJsonLines(beam.DoFn):
             message = f"a JSONL line must hold a JSON object, got {type(value).__name__}"
             yield self._fail(line, source, "NotAnObject", message)
             return
-        self._read.inc()
+        self._parsed += 1
         yield _project(value, self._columns)
 
     def _fail(self, line: str, source: str, error_type: str, message: str) -> TaggedOutput:

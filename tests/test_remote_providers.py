@@ -351,6 +351,40 @@ def remote_spec(server: ProviderServer, **provider: Any) -> Any:
     )
 
 
+def test_embed_points_dead_letter_carries_the_point_and_duplicates_own_their_lists(
+    openai_server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fused map-and-embed step builds points from mapped records: a rejected input's
+    dead letter still carries the point with its inference objects, as RecordsToPoints made
+    it, and two records with the same text get equal vectors in separate lists."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    openai_server.faults = Faults(poison="POISON")
+    spec = remote_spec(openai_server)
+    records = [
+        {"id": 1, "text": "same text", "extra": "dropped"},
+        {"id": 2, "text": "same text"},
+        {"id": 3, "text": "this one is POISON"},
+    ]
+    out, _ = run_collect(lambda p: p | beam.Create(records) | EmbedPoints(spec))
+    points = {p.id: p for p in out["points"]}
+    assert sorted(points) == [1, 2]
+    one, two = points[1].vector, points[2].vector
+    assert one["dense"] == two["dense"] and one["dense"] is not two["dense"]
+    assert len(one["dense_32"]) == 32 and one["dense_32"] is not two["dense_32"]
+    assert points[1].payload == {"id": 1, "text": "same text"}
+    assert points[1].model_fields_set == {"id", "vector", "payload"}
+    [dead] = out["dead_letters"]
+    assert dead.stage == "inference" and "openai rejected this input" in dead.message
+    point = dead.record
+    assert isinstance(point, models.PointStruct) and point.id == 3
+    assert point.payload == {"id": 3, "text": "this one is POISON"}
+    assert point.vector["dense"] == models.Document(
+        text="this one is POISON", model=OPENAI_MODEL, options={"dimensions": 256}
+    )
+    assert point.vector["dense_32"].options == {"dimensions": 256, "mrl": 32}
+    assert point.vector["dense"].options is not point.vector["dense_32"].options
+
+
 def test_soak_5000_inputs_at_a_20_percent_fault_rate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

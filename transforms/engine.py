@@ -29,13 +29,15 @@ from qdrant_beam.transforms.backends.providers import (
     estimate_tokens,
     provider_for,
 )
-from qdrant_beam.transforms.backends.registry import Family, InputKind
+from qdrant_beam.transforms.backends.registry import Family, InputKind, VectorKind
 from qdrant_beam.transforms.backends.remote import CallStats, RemoteClient
 from qdrant_beam.transforms.cache import VectorCache
 from qdrant_beam.transforms.catalog import ModelCatalog
+from qdrant_beam.transforms.construct import construct
 from qdrant_beam.transforms.dead_letters import FailedRecord, Stage
 from qdrant_beam.transforms.errors import ModelNotFound, PermanentError, QdrantBeamError
 from qdrant_beam.transforms.images import ImageLimits, ImageReader, decode_image
+from qdrant_beam.transforms.mapping import MappedRecord
 from qdrant_beam.transforms.options import split_options, thaw_options
 from qdrant_beam.transforms.requests import (
     INFERENCE_TYPES,
@@ -228,21 +230,52 @@ class InferenceEngine:
         self, points: Sequence[models.PointStruct]
     ) -> tuple[list[models.PointStruct], list[FailedRecord]]:
         """Points with plain vectors, and dead letters for points with a bad input."""
-        parsed: list[tuple[models.PointStruct, list[tuple[str | None, Request]]]] = []
+        parsed: list[tuple[Any, list[tuple[str | None, Request]]]] = []
         failed: list[FailedRecord] = []
         for point in points:
             try:
                 parsed.append((point, self.parse(point)))
             except QdrantBeamError as exc:
                 failed.append(FailedRecord.from_exception(point, Stage.INFERENCE, exc))
+        return self._finish(parsed, failed)
+
+    def resolve_mapped(
+        self, records: Sequence[MappedRecord]
+    ) -> tuple[list[models.PointStruct], list[FailedRecord]]:
+        """``resolve`` for mapped records: each point is built once, with its vectors; a
+        dead letter carries the point with its inference objects, as ``resolve``'s do."""
+        request = self._store.parser.request
+        parsed: list[tuple[Any, list[tuple[str | None, Request]]]] = []
+        failed: list[FailedRecord] = []
+        for record in records:
+            try:
+                reqs: list[tuple[str | None, Request]] = [
+                    (name, request(kind, value, model, options))
+                    for name, kind, value, model, options in record.inputs
+                ]
+            except QdrantBeamError as exc:
+                failed.append(FailedRecord.from_exception(record.to_point(), Stage.INFERENCE, exc))
+                continue
+            parsed.append((record, reqs))
+        return self._finish(parsed, failed)
+
+    def _finish(
+        self,
+        parsed: list[tuple[Any, list[tuple[str | None, Request]]]],
+        failed: list[FailedRecord],
+    ) -> tuple[list[models.PointStruct], list[FailedRecord]]:
+        """Compute the parsed requests and build the points (``PointStruct`` or
+        ``MappedRecord`` carriers)."""
         requests = [req for _, reqs in parsed for _, req in reqs]
         self.count_objects(len(requests))
         outcomes = self.compute(requests)
         done: list[models.PointStruct] = []
-        for point, reqs in parsed:
+        dense: dict[tuple[Hashable, int | None], list[float]] = {}
+        for carrier, reqs in parsed:
             try:
-                done.append(assemble(point, reqs, outcomes))
+                done.append(assemble(carrier, reqs, outcomes, dense))
             except InputFailed as exc:
+                point = carrier.to_point() if isinstance(carrier, MappedRecord) else carrier
                 failed.append(FailedRecord(point, Stage.INFERENCE, exc.error_type, str(exc)))
         self._m.inc("points_resolved", len(done))
         self._m.inc("dead_letters", len(failed))
@@ -530,25 +563,39 @@ class InputFailed(PermanentError):
 
 
 def assemble(
-    point: models.PointStruct,
+    point: models.PointStruct | MappedRecord,
     requests: list[tuple[str | None, Request]],
     outcomes: dict[Hashable, Outcome],
+    dense: dict[tuple[Hashable, int | None], list[float]] | None = None,
 ) -> models.PointStruct:
-    """The point with each inference object replaced by its vector; raises on a failed input."""
+    """The point with each inference object replaced by its vector; raises on a failed input.
+
+    ``dense``, shared across the points of a batch, holds the dense vectors already turned
+    into lists: a duplicate input gets a copy of its list (0.7 us) instead of a second
+    conversion from the array (4-6 us for 256 dimensions). Each point owns its list.
+    """
     if not requests:
-        return point
+        return point.to_point() if isinstance(point, MappedRecord) else point
     resolved: dict[str | None, Any] = {}
     for name, req in requests:
+        memo_key = (req.key, req.mrl)
+        if dense is not None and memo_key in dense:
+            resolved[name] = dense[memo_key].copy()
+            continue
         outcome = outcomes[req.key]
         if isinstance(outcome, Exception):
             raise InputFailed(name, outcome)
         try:
-            resolved[name] = to_qdrant_vector(req.info, outcome, req.mrl)
+            converted = resolved[name] = to_qdrant_vector(req.info, outcome, req.mrl)
         except PermanentError as exc:
             raise InputFailed(name, exc) from None
+        if dense is not None and req.info.vector_kind is VectorKind.DENSE:
+            dense[memo_key] = converted
     if None in resolved:
         vector: Any = resolved[None]
+    elif isinstance(point, MappedRecord):
+        vector = resolved  # every vector of a mapped record is an input
     else:
         vector = {**point.vector, **resolved}  # type: ignore[dict-item]
     # The vectors are lists of floats, SparseVectors or lists of lists built right here.
-    return models.PointStruct.model_construct(id=point.id, vector=vector, payload=point.payload)
+    return construct(models.PointStruct, id=point.id, vector=vector, payload=point.payload)

@@ -11,18 +11,20 @@ import decimal
 import math
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from qdrant_client import models
 
 from qdrant_beam.transforms.backends.registry import InputKind
+from qdrant_beam.transforms.construct import construct
 from qdrant_beam.transforms.errors import InvalidRecord
 from qdrant_beam.transforms.spec import PointsSpec
 from qdrant_beam.transforms.templates import Template, as_text
 
-__all__ = ["RecordMapper", "point_id"]
+__all__ = ["MappedRecord", "RecordMapper", "VectorInput", "point_id"]
 
 _MAX_UINT64 = 2**64 - 1
+_SCALARS = frozenset((str, int, bool, type(None)))
 _UUID_TEXT_LENGTHS = frozenset((32, 36, 38, 45))  # hex, hyphenated, {braced}, urn:uuid:
 
 
@@ -86,6 +88,33 @@ def jsonable(value: Any, field: str) -> Any:
     )
 
 
+#: (vector name, input kind, text or image value, model, options or None): one vector's input
+VectorInput = tuple[str, InputKind, Any, str, Mapping[str, Any] | None]
+
+
+class MappedRecord(NamedTuple):
+    """A mapped record before it is a ``PointStruct``: the fused map-and-embed step parses
+    the inputs directly and builds each point once, with its vectors (no ``Document`` and
+    no intermediate point per record)."""
+
+    id: int | str
+    inputs: list[VectorInput]
+    payload: dict[str, Any]
+
+    def to_point(self) -> models.PointStruct:
+        """The point with inference objects, as ``RecordsToPoints`` emits it."""
+        vectors: dict[str, Any] = {}
+        for name, kind, value, model, options in self.inputs:
+            copied = dict(options) if options else None  # each point owns its options
+            if kind is InputKind.TEXT:
+                # Fields are already checked (str text, spec-validated model and options):
+                # skipping pydantic's validation halves the cost of mapping a record.
+                vectors[name] = construct(models.Document, text=value, model=model, options=copied)
+            else:
+                vectors[name] = models.Image(image=value, model=model, options=copied)
+        return construct(models.PointStruct, id=self.id, vector=vectors, payload=self.payload)
+
+
 class RecordMapper:
     """Maps records to points for one spec; construct once per worker."""
 
@@ -95,6 +124,13 @@ class RecordMapper:
         self._vectors = [
             (name, vector, Template.parse(vector.template)) for name, vector in spec.vectors.items()
         ]
+        # per-vector facts read once here rather than off the pydantic spec for every record
+        self._plan = [
+            (name, vector.model, dict(vector.options), vector.input_kind is InputKind.TEXT, t)
+            for name, vector, t in self._vectors
+        ]
+        self._include = spec.payload.include
+        self._exclude = frozenset(spec.payload.exclude)
         used = {
             f.split(".", 1)[0] for t in (self._id, *(v[2] for v in self._vectors)) for f in t.fields
         }
@@ -118,14 +154,14 @@ class RecordMapper:
             return {k: record[k] for k in self.shaping_fields if k in record}
         return {k: v for k, v in record.items() if k not in self.unshaping_fields}
 
-    def to_point(self, record: Any) -> models.PointStruct:
-        """Raises ``InvalidRecord`` naming the field and the problem."""
+    def map(self, record: Any) -> MappedRecord:
+        """The record's id, vector inputs and payload; raises ``InvalidRecord`` naming the
+        field and the problem."""
         pid = self.point_id(record)
-        vectors: dict[str, Any] = {}
+        inputs: list[VectorInput] = []
         texts: dict[str, str] = {}  # vectors often share a template: render it once
-        for name, vector, template in self._vectors:
-            options = dict(vector.options) or None
-            if vector.input_kind is InputKind.TEXT:
+        for name, model, options, is_text, template in self._plan:
+            if is_text:
                 text = texts.get(template.source)
                 if text is None:
                     text = texts[template.source] = template.render_text(record)
@@ -133,20 +169,15 @@ class RecordMapper:
                     raise InvalidRecord(
                         f"vector {name!r}: text from {template.source!r} is empty or whitespace"
                     )
-                # Fields are already checked (str text, spec-validated model and options):
-                # skipping pydantic's validation halves the cost of mapping a record.
-                vectors[name] = models.Document.model_construct(
-                    text=text, model=vector.model, options=options
-                )
+                inputs.append((name, InputKind.TEXT, text, model, options or None))
             else:
-                vectors[name] = models.Image(
-                    image=self._image_value(name, template, record),
-                    model=vector.model,
-                    options=options,
-                )
-        return models.PointStruct.model_construct(
-            id=pid, vector=vectors, payload=self._payload(record)
-        )
+                image = self._image_value(name, template, record)
+                inputs.append((name, InputKind.IMAGE, image, model, options or None))
+        return MappedRecord(pid, inputs, self._payload(record))
+
+    def to_point(self, record: Any) -> models.PointStruct:
+        """Raises ``InvalidRecord`` naming the field and the problem."""
+        return self.map(record).to_point()
 
     @staticmethod
     def _image_value(name: str, template: Template, record: Mapping[str, Any]) -> Any:
@@ -165,16 +196,16 @@ class RecordMapper:
         return value
 
     def _payload(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        spec = self._spec.payload
-        keys = spec.include if spec.include is not None else list(record)
-        excluded = set(spec.exclude)
+        include = self._include
+        excluded = self._exclude
         out: dict[str, Any] = {}
-        for key in keys:
+        for key in include if include is not None else record:
             if key in excluded or key not in record:
                 continue
             value = record[key]
-            if isinstance(value, (bytes, bytearray)) and spec.include is None:
+            if isinstance(value, (bytes, bytearray)) and include is None:
                 # Raw bytes (an image, say) cannot be payload; keep them out unless asked for.
                 continue
-            out[str(key)] = jsonable(value, str(key))
+            # plain JSON scalars, the common case, are stored as they are
+            out[str(key)] = value if type(value) in _SCALARS else jsonable(value, str(key))
         return out

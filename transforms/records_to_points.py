@@ -16,7 +16,8 @@ from apache_beam.pvalue import PCollection
 
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import QdrantBeamError
-from qdrant_beam.transforms.mapping import RecordMapper
+from qdrant_beam.transforms.gc_threshold import raise_young_threshold
+from qdrant_beam.transforms.mapping import MappedRecord, RecordMapper
 from qdrant_beam.transforms.outputs import InferenceOutputs
 from qdrant_beam.transforms.spec import PointsSpec
 
@@ -34,6 +35,7 @@ class MapDoFn(beam.DoFn):
         self._dead = Metrics.counter(_NAMESPACE, "dead_letters")
 
     def setup(self) -> None:
+        raise_young_threshold()
         self._mapper = RecordMapper(self._spec)
 
     def process(self, record: Any) -> Iterator[Any]:
@@ -47,6 +49,23 @@ class MapDoFn(beam.DoFn):
             return
         self._mapped.inc()
         yield point
+
+    def map_batch(self, records: list[Any]) -> tuple[list[MappedRecord], list[FailedRecord]]:
+        """``process`` over a batch, counted once, for the fused map-and-embed step: the
+        mapped records (not yet points) and the dead letters."""
+        points: list[MappedRecord] = []
+        failed: list[FailedRecord] = []
+        map_record = self._mapper.map
+        for record in records:
+            try:
+                points.append(map_record(record))
+            except QdrantBeamError as exc:
+                failed.append(FailedRecord.from_exception(record, Stage.MAP, exc))
+        if points:
+            self._mapped.inc(len(points))
+        if failed:
+            self._dead.inc(len(failed))
+        return points, failed
 
 
 class RecordsToPoints(beam.PTransform):

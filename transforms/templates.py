@@ -97,15 +97,27 @@ class Template:
             out[field] = value
         return out
 
+    def _single_value(self, record: Mapping[str, Any]) -> Any:
+        """The one field's value (``is_single_field``): the per-record hot path, no dict."""
+        field, path = self._paths[0]
+        value = record.get(field, MISSING) if len(path) == 1 else _lookup(record, path)
+        if value is MISSING:
+            raise InvalidRecord(f"field {field!r} is missing from the record")
+        if value is None:
+            raise InvalidRecord(f"field {field!r} is null")
+        return value
+
     def render_raw(self, record: Mapping[str, Any]) -> Any:
         """The value of a single-field template as it is, otherwise the rendered text."""
-        values = self.values(record)
         if self.is_single_field:
-            return values[self.fields[0]]
-        return self._join(values)
+            return self._single_value(record)
+        return self._join(self.values(record))
 
     def render_text(self, record: Mapping[str, Any]) -> str:
         """Render as text; every field must be a string or UTF-8 bytes."""
+        if self.is_single_field:
+            value = self._single_value(record)
+            return value if isinstance(value, str) else as_text(value, self.fields[0])
         values = self.values(record)
         for field, value in values.items():
             values[field] = as_text(value, field)

@@ -100,7 +100,8 @@ def estimate_tokens(text: str) -> int:
 
 
 def _decode_base64(value: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32)
+    # read-only view of the decoded bytes: nothing writes to a vector in place
+    return np.frombuffer(base64.b64decode(value), dtype="<f4")
 
 
 def _vector(value: Any) -> np.ndarray:
