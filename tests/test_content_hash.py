@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from qdrant_beam.pipelines.reindex import content_hash, spec_fingerprint
@@ -72,3 +74,13 @@ def test_changing_the_spec_changes_every_hash() -> None:
     )
     assert digest(RECORD, other) != digest(RECORD)
     assert digest(RECORD, make_spec(id="{title}")) != digest(RECORD)
+
+
+def test_the_hash_is_sha256_of_the_fingerprint_and_the_part_as_sorted_json() -> None:
+    """Stored hashes stay valid across versions only if the formula does not drift."""
+    spec = make_spec(payload={"exclude": []})
+    fingerprint = spec_fingerprint(spec)
+    for record in (RECORD, {"id": "ü-7", "title": "Ofen ✓", "body": "x\ny", "n": [1, 2.5, None]}):
+        part = {k: v for k, v in record.items() if not isinstance(v, bytes)}
+        text = json.dumps([fingerprint, part], sort_keys=True, separators=(",", ":"))
+        assert content_hash(part, fingerprint) == hashlib.sha256(text.encode()).hexdigest()[:32]

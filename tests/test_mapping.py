@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import random
 import uuid
 from typing import Any
 
@@ -46,6 +47,18 @@ def mapper(**overrides: Any) -> RecordMapper:
 )
 def test_point_ids(key: Any, expected: Any) -> None:
     assert point_id(key, collection="docs", namespace=NS) == expected
+
+
+def test_derived_ids_are_exactly_uuid5_for_any_key_namespace_and_collection() -> None:
+    """Ids are stored: the fast derivation must give uuid5's text, bit for bit."""
+    rng = random.Random(5)
+    for _ in range(300):
+        namespace = uuid.UUID(int=rng.getrandbits(128))
+        collection = rng.choice(["docs", "Sammlung_ü", "c" * 40])
+        key = "".join(rng.choice("az-_/:ü✓😀09 ") for _ in range(rng.randint(1, 30)))
+        if key.strip() and not key.isdecimal():
+            expected = str(uuid.uuid5(namespace, f"{collection}/{key}"))
+            assert point_id(key, collection=collection, namespace=namespace) == expected
 
 
 def test_ids_are_deterministic_and_scoped_by_collection() -> None:
