@@ -4,7 +4,9 @@
   MiniLM dense + MRL-64 + BM25) into a fresh embedded Qdrant folder (``--incremental-sink
   path``) and into the REST test server in its own process (``server``), then the same command
   again with nothing changed. The re-run should skip every record with zero model calls and
-  take at most 10% of the first run.
+  take at most 10% of the first run. ``--incremental-corpus``: ``articles`` (WordNet text in
+  article-length bodies, 62 words median, like ``examples/articles.jsonl``'s 67) and
+  ``glosses`` (one gloss per record, 11 words: the fixed start-up weighs most there).
 * ``memory``: peak RSS of ``ingest`` (MiniLM dense + BM25, ``--batch-size 256``) for 5,000 and
   50,000 records, each in a fresh subprocess; the 50k peak should be at most 1.5x the 5k peak.
   ``--memory-text auto`` embeds titles only when the full-text 50k run would exceed
@@ -108,12 +110,13 @@ def write_spec(path: Path, *, variant: str, text: str = "{title}. {body}") -> Pa
     return path
 
 
-def corpus(n: int, cache: Path) -> Path:
-    """``build/wordnet/corpus-<n>.jsonl``, written once."""
-    name = f"corpus-{n // 1000}k.jsonl" if n % 1000 == 0 else f"corpus-{n}.jsonl"
-    path = cache / name
+def corpus(n: int, cache: Path, shape: str = "glosses") -> Path:
+    """``build/wordnet/corpus-<n>.jsonl`` (glosses) or ``articles-<n>.jsonl``, written once."""
+    stem = "corpus" if shape == "glosses" else shape
+    size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    path = cache / f"{stem}-{size}.jsonl"
     if not path.is_file():
-        write_corpus(path, n, cache=cache)
+        write_corpus(path, n, cache=cache, shape=shape)
     return path
 
 
@@ -398,35 +401,32 @@ def bench_incremental(
     sinks: list[str],
     reruns: int = 3,
     first_runs: int = 3,
+    shapes: tuple[str, ...] = ("articles",),
 ) -> None:
-    """First incremental reindex into an empty collection, then the unchanged re-run; per sink:
-    ``path`` (embedded Qdrant in the job) and ``server`` (the REST test server, its own
-    process, in memory)."""
-    for sink in sinks:
-        if sink == "path":
-            qdrant = work / "qdrant-incremental"
-            shutil.rmtree(qdrant, ignore_errors=True)
-            _incremental(
-                n,
-                work,
-                cache,
-                results,
-                "incremental",
-                ["--qdrant-path", str(qdrant)],
-                reruns,
-                first_runs,
-            )
-        else:
-            with test_server() as url:
+    """First incremental reindex into an empty collection, then the unchanged re-run; per
+    corpus shape and sink: ``path`` (embedded Qdrant in the job) and ``server`` (the REST test
+    server, its own process, in memory)."""
+    for shape in shapes:
+        suffix = "" if shape == "articles" else f"_{shape}"
+        for sink in sinks:
+            with contextlib.ExitStack() as stack:
+                if sink == "path":
+                    key, target = "incremental", ["--qdrant-path", str(work / "qdrant-inc")]
+                else:
+                    key, target = (
+                        "incremental_server",
+                        ["--qdrant-url", stack.enter_context(test_server())],
+                    )
                 _incremental(
                     n,
                     work,
                     cache,
                     results,
-                    "incremental_server",
-                    ["--qdrant-url", url],
-                    reruns,
-                    first_runs,
+                    key=f"{key}{suffix}",
+                    target=target,
+                    reruns=reruns,
+                    first_runs=first_runs,
+                    shape=shape,
                 )
 
 
@@ -467,8 +467,9 @@ def _incremental(
     target: list[str],
     reruns: int,
     first_runs: int = 1,
+    shape: str = "articles",
 ) -> None:
-    data = corpus(n, cache)
+    data = corpus(n, cache, shape)
     spec = write_spec(work / "articles.yaml", variant="articles")
     args = job_args(
         "reindex",
@@ -482,7 +483,7 @@ def _incremental(
         "--progress-interval",
         "0",
     )
-    print(f"{key}: first run over {n:,} records, x{first_runs} ...", flush=True)
+    print(f"{key}: first run over {n:,} {shape} records, x{first_runs} ...", flush=True)
     firsts = []
     for _ in range(first_runs):  # each from an empty collection; the re-runs follow the last
         _empty_target(target)
@@ -511,6 +512,8 @@ def _incremental(
         "n": n,
         "sink": target[0],
         "corpus": str(data.relative_to(REPO)) if data.is_relative_to(REPO) else str(data),
+        "shape": shape,
+        "body_words_median": _median_body_words(data),
         "spec": "examples/articles.yaml (dense + MRL-64 + bm25 on '{title}. {body}')",
         "first": first.brief(),
         "rerun": second.brief(),
@@ -527,6 +530,11 @@ def _incremental(
         "meets_target_wall": wall_ratio <= INCREMENTAL_TARGET,
         "checks": checks,
     }
+
+
+def _median_body_words(data: Path) -> int:
+    words = sorted(len(json.loads(line)["body"].split()) for line in data.open(encoding="utf-8"))
+    return words[len(words) // 2]
 
 
 def bench_memory(
@@ -633,7 +641,12 @@ def bench_memory(
 def table(results: dict[str, Any]) -> str:
     """The results as a Markdown table."""
     rows = [("measure", "value", "target"), ("---", "---", "---")]
-    for key, label in (("incremental", "embedded"), ("incremental_server", "server")):
+    labels = [
+        (f"{key}{suffix}", f"{where}, {shape}")
+        for shape, suffix in (("articles", ""), ("glosses", "_glosses"))
+        for key, where in (("incremental", "embedded"), ("incremental_server", "server"))
+    ]
+    for key, label in labels:
         inc = results.get(key)
         if not inc:
             continue
@@ -641,7 +654,8 @@ def table(results: dict[str, Any]) -> str:
         r1, r2 = inc["first"]["summary"], inc["rerun"]["summary"]
         rows += [
             (
-                f"[{label}] first run, {n:,} records, median of "
+                f"[{label}] first run, {n:,} records "
+                f"({inc.get('body_words_median', '?')} words), median of "
                 f"{len(inc.get('first_walls_s', [0]))} (wall)",
                 f"{inc['first_wall_s']:.1f} s",
                 "",
@@ -740,6 +754,14 @@ def main(argv: list[str] | None = None) -> int:
         help="path: embedded Qdrant in the job; server: the REST test server in its own process",
     )
     parser.add_argument(
+        "--incremental-corpus",
+        nargs="+",
+        choices=("articles", "glosses"),
+        default=["articles", "glosses"],
+        help="articles: WordNet text in article-length bodies (62 words median); glosses: one "
+        "gloss per record (11 words)",
+    )
+    parser.add_argument(
         "--reruns", type=int, default=3, help="unchanged re-runs; the median counts"
     )
     parser.add_argument(
@@ -775,6 +797,7 @@ def main(argv: list[str] | None = None) -> int:
                 sinks,
                 max(1, args.reruns),
                 max(1, args.first_runs),
+                tuple(dict.fromkeys(args.incremental_corpus)),
             )
         if args.only in (None, "memory"):
             bench_memory(

@@ -6,6 +6,12 @@ becomes one record: ``doc_id``, ``title`` (its lemmas), ``body`` (its gloss) and
 Records are shuffled with a fixed seed, so the first 5,000 of a 50,000 corpus are the same
 5,000 records as a 5,000 corpus. Run:
 ``python bench/wordnet_corpus.py --n 50000 --out build/wordnet/corpus-50k.jsonl``.
+
+``--shape articles`` gives the same records article-length bodies: a gloss is 11 words
+(median), the project's own example articles 67. The body is the synset's gloss followed by
+``lemma: gloss`` of the synsets WordNet relates it to (hypernyms, hyponyms, parts, members,
+then their neighbours), until it holds ``ARTICLE_WORDS`` words: real WordNet text, about one
+topic, the length of ``examples/articles.jsonl``.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ARTICLE_WORDS",
     "DEFAULT_CACHE",
     "WordnetUnavailable",
     "ensure_wordnet",
     "load_records",
     "parse_data_file",
+    "to_articles",
     "write_corpus",
 ]
 
@@ -34,6 +42,10 @@ DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "build" / "wordnet"
 _DICT_SUBDIR = Path("usr/share/wordnet")
 #: data file suffix -> (doc_id prefix, pos name)
 _POS = {"noun": ("n", "noun"), "verb": ("v", "verb"), "adj": ("a", "adj"), "adv": ("r", "adv")}
+#: pointer pos letter -> doc_id prefix (adjective satellites live in data.adj)
+_POINTER_POS = {"n": "n", "v": "v", "a": "a", "s": "a", "r": "r"}
+#: an article body grows until it has at least the first, and never past the second, words
+ARTICLE_WORDS = (55, 90)
 
 
 class WordnetUnavailable(RuntimeError):
@@ -101,11 +113,17 @@ def parse_data_file(path: Path, suffix: str) -> Iterator[dict[str, Any]]:
             body = gloss.strip()
             if not body:
                 continue
+            at = 4 + 2 * w_cnt
+            related = [
+                f"wn-{_POINTER_POS[fields[at + 1 + 4 * i + 2]]}-{fields[at + 1 + 4 * i + 1]}"
+                for i in range(int(fields[at]))
+            ]
             yield {
                 "doc_id": f"wn-{prefix}-{offset}",
                 "title": ", ".join(dict.fromkeys(words)),
                 "body": body,
                 "pos": pos,
+                "_related": related,
             }
 
 
@@ -118,16 +136,58 @@ def load_records(cache: Path = DEFAULT_CACHE) -> list[dict[str, Any]]:
     return out
 
 
+def _article(record: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
+    """The gloss, then ``lemma: gloss`` of related synsets, breadth first, to article length."""
+    least, most = ARTICLE_WORDS
+    parts, words = [record["body"]], len(record["body"].split())
+    seen, queue = {record["doc_id"]}, list(record["_related"])
+    while queue and words < least:
+        doc_id = queue.pop(0)
+        if doc_id in seen or doc_id not in by_id:
+            continue
+        seen.add(doc_id)
+        other = by_id[doc_id]
+        sentence = f"{other['title'].split(', ')[0]}: {other['body']}"
+        length = len(sentence.split())
+        if words + length <= most:
+            parts.append(sentence)
+            words += length
+        queue.extend(other["_related"])
+    return ". ".join(part.rstrip(". ") for part in parts) + "."
+
+
+def to_articles(records: list[dict[str, Any]], all_records: list[dict[str, Any]]) -> None:
+    """Give ``records`` article-length bodies from the synsets related to each (in place)."""
+    by_id = {r["doc_id"]: r for r in all_records}
+    bodies = [_article(r, by_id) for r in records]
+    for record, body in zip(records, bodies, strict=True):
+        record["body"] = body
+
+
 def write_corpus(
-    out: Path, n: int | None = None, *, seed: int = 7, cache: Path = DEFAULT_CACHE
+    out: Path,
+    n: int | None = None,
+    *,
+    seed: int = 7,
+    cache: Path = DEFAULT_CACHE,
+    shape: str = "glosses",
 ) -> int:
-    """Write ``n`` shuffled records (all when None) as JSONL to ``out``; returns the count."""
-    records = load_records(cache)
+    """Write ``n`` shuffled records (all when None) as JSONL to ``out``; returns the count.
+
+    ``shape="articles"``: the same records, with article-length bodies (``to_articles``)."""
+    everything = load_records(cache)
+    records = list(everything)
     random.Random(seed).shuffle(records)
     if n is not None:
         if n > len(records):
             raise ValueError(f"WordNet has {len(records):,} synsets, fewer than --n {n:,}")
         records = records[:n]
+    if shape == "articles":
+        records = [dict(r) for r in records]
+        to_articles(records, everything)
+    elif shape != "glosses":
+        raise ValueError(f"unknown corpus shape {shape!r}")
+    records = [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
@@ -143,9 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     parser.add_argument("--seed", type=int, default=7, help="shuffle seed")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=".deb cache folder")
+    parser.add_argument(
+        "--shape",
+        choices=("glosses", "articles"),
+        default="glosses",
+        help="glosses: one gloss per record; articles: article-length bodies",
+    )
     args = parser.parse_args(argv)
     try:
-        count = write_corpus(args.out, args.n, seed=args.seed, cache=args.cache)
+        count = write_corpus(args.out, args.n, seed=args.seed, cache=args.cache, shape=args.shape)
     except WordnetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
