@@ -41,7 +41,6 @@ from provider_servers import spawn_server  # noqa: E402
 
 from qdrant_beam.pipelines.readers import ReadRecords  # noqa: E402
 from qdrant_beam.transforms import EmbedPoints, load_spec  # noqa: E402
-from qdrant_beam.transforms.gc_threshold import raise_young_threshold  # noqa: E402
 
 MODEL = "text-embedding-3-small"
 KEY = "sk-bench"
@@ -176,10 +175,6 @@ def main() -> int:
     # import-time heap (Beam, qdrant-client's pydantic models) out of the collector, as the
     # console script does (qdrant_beam.console). Measured: ours 2.9 -> 2.4 s, naive unchanged.
     gc.freeze()
-    # Both sides run with the young-generation threshold our DoFns set in ``setup``
-    # (qdrant_beam.transforms.gc_threshold), so that the naive loop is not slowed by the
-    # interpreter's default and the ratio does not depend on which side runs first.
-    raise_young_threshold()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dup", type=float, default=0.3)

@@ -34,7 +34,6 @@ from qdrant_beam.connectors.window import AimdWindow
 from qdrant_beam.connectors.writer import QdrantPointWriter, RetryingWriter, WriteReport
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import InvalidRecord, SpecError
-from qdrant_beam.transforms.gc_threshold import raise_young_threshold
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["METRICS_NAMESPACE", "WriteBatchResult", "WriteOutputs", "WriteToQdrant"]
@@ -148,7 +147,6 @@ class _WriteDoFn(beam.DoFn):
         self._clock = clock
 
     def setup(self) -> None:
-        raise_young_threshold()
         self._m = _SinkMetrics()
         self._client: Any = None
         self._inflight: InFlight[list[models.PointStruct], WriteReport] | None = None

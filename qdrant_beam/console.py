@@ -5,7 +5,9 @@ hundreds of pydantic models), and every one of them lives until the process ends
 collector running, imports trigger repeated full collections over that growing heap; paused
 during the imports and then frozen (``gc.freeze``: moved out of every later collection), the
 same start-up is about 0.4 s shorter, and the job's own collections skip those objects too.
-The young generation is then raised for the job (``transforms.gc_threshold``).
+The thresholds stay the interpreter's: a job must collect young cycles promptly, since
+httpx 0.28 leaves every response in a cycle with its stream, and that cycle holds the request
+body (an upsert's megabyte) until a collection runs.
 The exit is frozen the same way: interpreter shutdown would otherwise collect them all once
 more (0.6 s measured). Clients and files are closed by the job itself before that point.
 """
@@ -21,11 +23,9 @@ def run() -> None:
     gc.disable()
     try:
         from qdrant_beam.pipelines.cli import main
-        from qdrant_beam.transforms.gc_threshold import raise_young_threshold
     finally:
         gc.enable()
     gc.freeze()
-    raise_young_threshold()
     code = main()
     gc.freeze()
     sys.exit(code)

@@ -161,11 +161,9 @@ def test_bad_image_fields(value: Any, message: str) -> None:
 def test_construct_matches_model_construct() -> None:
     """The fast path sets the same slots as ``model_construct``: equal, same repr, same
     fields set, same dump, and it pickles; with a field left out it falls back."""
-    import gc
     import pickle
 
     from qdrant_beam.transforms.construct import construct
-    from qdrant_beam.transforms.gc_threshold import YOUNG_THRESHOLD, raise_young_threshold
 
     values = {"id": 7, "vector": {"dense": [0.5, 0.25]}, "payload": {"a": 1}}
     fast = construct(models.PointStruct, **values)
@@ -179,12 +177,3 @@ def test_construct_matches_model_construct() -> None:
     partial = construct(models.PointStruct, id=1, vector=[1.0])  # payload left to default
     assert partial == models.PointStruct.model_construct(id=1, vector=[1.0])
     assert partial.model_fields_set == {"id", "vector"}
-
-    before = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)
-        assert raise_young_threshold() and gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
-        gc.set_threshold(1234, 10, 10)  # a process that chose its own keeps it
-        assert not raise_young_threshold() and gc.get_threshold() == (1234, 10, 10)
-    finally:
-        gc.set_threshold(*before)

@@ -16,7 +16,6 @@ from apache_beam.pvalue import PCollection
 
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import QdrantBeamError
-from qdrant_beam.transforms.gc_threshold import raise_young_threshold
 from qdrant_beam.transforms.mapping import MappedRecord, RecordMapper
 from qdrant_beam.transforms.outputs import InferenceOutputs
 from qdrant_beam.transforms.spec import PointsSpec
@@ -35,7 +34,6 @@ class MapDoFn(beam.DoFn):
         self._dead = Metrics.counter(_NAMESPACE, "dead_letters")
 
     def setup(self) -> None:
-        raise_young_threshold()
         self._mapper = RecordMapper(self._spec)
 
     def process(self, record: Any) -> Iterator[Any]:

@@ -11,7 +11,6 @@ from qdrant_beam.transforms.backends.providers import ProviderConfig
 from qdrant_beam.transforms.backends.registry import InputKind
 from qdrant_beam.transforms.catalog import ModelCatalog
 from qdrant_beam.transforms.engine import InferenceEngine, ModelStore
-from qdrant_beam.transforms.gc_threshold import raise_young_threshold
 from qdrant_beam.transforms.images import ImageLimits
 
 __all__ = ["EngineDoFn", "StoreConfig"]
@@ -37,7 +36,6 @@ class EngineDoFn(beam.DoFn):
         self._shared = shared
 
     def setup(self) -> None:
-        raise_young_threshold()
         config = self._config
         store: ModelStore = self._shared.acquire(
             lambda: ModelStore(
