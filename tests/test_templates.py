@@ -12,6 +12,7 @@ import ast
 import contextlib
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
@@ -371,7 +372,6 @@ def test_dockerfile_is_launcher_and_worker_image() -> None:
     args = dict(
         rest.split("=", 1) for keyword, rest in instructions if keyword == "ARG" and "=" in rest
     )
-    assert args["BEAM_VERSION"] == apache_beam.__version__, "boot and SDK versions must match"
     assert "python311-template-launcher-base" in args["LAUNCHER_BASE"]
     assert "FROM apache/beam_python3.11_sdk:${BEAM_VERSION} AS beam-sdk" in text
     assert ("COPY", "--from=beam-sdk /opt/apache/beam /opt/apache/beam") in instructions
@@ -387,6 +387,68 @@ def test_dockerfile_is_launcher_and_worker_image() -> None:
     assert "python -m qdrant_beam.pipelines.minilm /models/all-MiniLM-L6-v2" in text
     cloudbuild = yaml.safe_load((DATAFLOW / "cloudbuild.yaml").read_text(encoding="utf-8"))
     assert "--file=templates/dataflow/Dockerfile" in cloudbuild["steps"][0]["args"]
+
+
+# --- versions: uv.lock is the one source --------------------------------------------------------
+
+LOCKFILE_TOOL = ROOT / "tools" / "lockfile.py"
+
+
+def _lockfile(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(LOCKFILE_TOOL), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_images_take_every_version_from_the_lock() -> None:
+    """No literal version in the Dockerfile, Cloud Build or Flink recipe: Beam's comes from
+    ``tools/lockfile.py``, every package from ``uv export`` of the lock, hash-checked."""
+    instructions = list(_dockerfile_instructions())
+    assert ("ARG", "BEAM_VERSION") in instructions, "BEAM_VERSION must have no default"
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    assert not re.search(r"==\s*\d", runs), "a literal pin in the Dockerfile"
+    installs = re.findall(r"pip install [^&]*", runs)
+    assert installs
+    for install in installs:  # from the lock by hash, or the package itself without deps
+        assert "--require-hashes" in install or install.strip().endswith(
+            "--no-deps /src/qdrant-beam"
+        )
+    assert "uv export --frozen" in runs and "--require-hashes" in runs
+    assert "tools/lockfile.py requirement uv" in runs
+    assert "uv.lock pins" in runs, "the build must check the boot against the locked SDK"
+    cloudbuild = yaml.safe_load((DATAFLOW / "cloudbuild.yaml").read_text(encoding="utf-8"))
+    assert "_BEAM_VERSION" not in cloudbuild.get("substitutions", {}), "no default version"
+    derive = (
+        'BEAM_VERSION="${BEAM_VERSION:-$(python3 "$ROOT/tools/lockfile.py" version apache-beam)}"'
+    )
+    for script in (DATAFLOW / "build_and_run.sh", TEMPLATES / "flink" / "run.sh"):
+        assert derive in script.read_text(encoding="utf-8"), script
+    for path in [*TEMPLATES.rglob("*"), ROOT / "Makefile"]:
+        if path.is_file():
+            found = re.findall(r"apache[-_]beam\S*==\d|beam\S*:2\.\d+\.\d", path.read_text("utf-8"))
+            assert not found, f"{path}: literal Beam version {found}"
+
+
+def test_the_lock_pins_one_beam_for_every_python() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+", _lockfile("version", "apache-beam"))
+    requirement = _lockfile("requirement", "uv")
+    assert requirement.startswith("uv==") and "--hash=sha256:" in requirement
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("QDRANT_BEAM_UNLOCKED")), reason="installed from ranges, not the lock"
+)
+def test_this_environment_is_the_lock() -> None:
+    """``make test`` installs exactly the lock, so the image's Beam is the one tested here."""
+    from importlib.metadata import version
+
+    for package in ("apache-beam", "httpx", "qdrant-client", "fastembed", "pydantic"):
+        assert version(package) == _lockfile("version", package), package
+    assert apache_beam.__version__ == _lockfile("version", "apache-beam")
 
 
 # --- every qdrant-beam invocation uses real flags -------------------------------------------------

@@ -41,7 +41,8 @@ Distance = Literal["Cosine", "Dot", "Euclid", "Manhattan"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no protected namespaces: `model_search_paths` is a spec field, not a pydantic method
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
 class VectorSpec(_Strict):

@@ -10,7 +10,8 @@
 #   IMAGE          full image name (default $REGION-docker.pkg.dev/$PROJECT/$REPOSITORY/qdrant-beam:$TAG)
 #   TEMPLATE       template spec path (default gs://$BUCKET/templates/qdrant-beam-ingest-$TAG.json)
 #   BUILDER        cloudbuild (default) or docker (local docker build + push)
-#   BEAM_VERSION   must match the package's apache-beam (default 2.77.0)
+#   BEAM_VERSION   Beam SDK of the image (default: the version uv.lock pins; the build fails on
+#                  any other)
 #   SPEC INPUT QDRANT_URL COLLECTION   parameters of the example run
 #   MAX_WORKERS WORKER_MACHINE_TYPE SERVICE_ACCOUNT SUBNETWORK   optional run settings
 #
@@ -30,7 +31,7 @@ TAG="${TAG:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || date +%Y%m%d-
 IMAGE="${IMAGE:-$REGION-docker.pkg.dev/$PROJECT/$REPOSITORY/qdrant-beam:$TAG}"
 TEMPLATE="${TEMPLATE:-gs://$BUCKET/templates/qdrant-beam-ingest-$TAG.json}"
 BUILDER="${BUILDER:-cloudbuild}"
-BEAM_VERSION="${BEAM_VERSION:-2.77.0}"
+BEAM_VERSION="${BEAM_VERSION:-$(python3 "$ROOT/tools/lockfile.py" version apache-beam)}"
 
 SPEC="${SPEC:-/template/specs/text-dense-bm25-mrl.yaml}"
 INPUT="${INPUT:-gs://$BUCKET/articles/*.jsonl}"

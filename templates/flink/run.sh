@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run `qdrant-beam ingest` on Apache Flink through Beam's portable Flink runner (Beam 2.77).
+# Run `qdrant-beam ingest` on Apache Flink through Beam's portable Flink runner.
 #
 #   templates/flink/run.sh job-server    start Beam's Flink job server (docker, host network)
 #   templates/flink/run.sh worker-pool   start a Python SDK worker pool (EXTERNAL environment)
@@ -9,8 +9,9 @@
 #
 # Environment (defaults in brackets):
 #   FLINK_MASTER      Flink REST endpoint [localhost:8081]
-#   FLINK_VERSION     1.19 | 1.20 | 2.0 | 2.1 | 2.2, what Beam 2.77 publishes [1.20]
-#   BEAM_VERSION      [2.77.0]; must match the apache-beam the job runs with
+#   FLINK_VERSION     1.19 | 1.20 | 2.0 | 2.1 | 2.2, what Beam publishes job servers for [1.20]
+#   BEAM_VERSION      [the apache-beam version uv.lock pins]; the job server must match the
+#                     apache-beam the job is submitted with
 #   JOB_SERVER_IMAGE  [apache/beam_flink<FLINK_VERSION>_job_server:<BEAM_VERSION> for 1.x,
 #                      apache/beam_flink_job_server:<BEAM_VERSION>-flink<FLINK_VERSION> for 2.x]
 #   JOB_ENDPOINT      [localhost:8099]
@@ -31,7 +32,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 FLINK_MASTER="${FLINK_MASTER:-localhost:8081}"
 FLINK_VERSION="${FLINK_VERSION:-1.20}"
-BEAM_VERSION="${BEAM_VERSION:-2.77.0}"
+BEAM_VERSION="${BEAM_VERSION:-$(python3 "$ROOT/tools/lockfile.py" version apache-beam)}"
 case "$FLINK_VERSION" in
   1.*) default_job_server="apache/beam_flink${FLINK_VERSION}_job_server:${BEAM_VERSION}" ;;
   *) default_job_server="apache/beam_flink_job_server:${BEAM_VERSION}-flink${FLINK_VERSION}" ;;
