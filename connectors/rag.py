@@ -24,6 +24,7 @@ from qdrant_beam.connectors.collection import CollectionSchema
 from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.write import WriteOutputs, WriteToQdrant
 from qdrant_beam.transforms.mapping import point_id
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.spec import DEFAULT_ID_NAMESPACE
 
 __all__ = ["QdrantVectorWriteConfig"]
@@ -63,7 +64,7 @@ class QdrantVectorWriteConfig(VectorDatabaseWriteConfig):
         return _ItemsToQdrant(self)
 
 
-class _ItemsToQdrant(beam.PTransform):
+class _ItemsToQdrant(AnnotatedTransform):
     def __init__(self, config: QdrantVectorWriteConfig) -> None:
         super().__init__()
         self._config = config

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qdrant_beam.connectors.tls import httpx_verify
-from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.transforms.errors import SpecError, TransientError, Unavailable
 
 __all__ = ["QdrantTarget"]
 
@@ -84,6 +84,15 @@ class QdrantTarget(BaseModel):
     def write_lock(self) -> threading.Lock | None:
         """A lock that serialises writes, for the embedded mode, which is not thread-safe."""
         return _LOCAL.write_lock(self.path or ":memory:") if self.is_local else None
+
+    @contextlib.contextmanager
+    def named_in_errors(self) -> Iterator[None]:
+        """Transient failures inside (connection refused, timeouts, 5xx) name this target,
+        so a user sees which Qdrant could not be reached: ``cannot reach Qdrant at ...``."""
+        try:
+            yield
+        except TransientError as exc:
+            raise Unavailable(f"cannot reach Qdrant at {self.describe()}: {exc}") from exc
 
     def describe(self) -> str:
         """For logs and display data: never includes the key."""

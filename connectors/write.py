@@ -34,6 +34,7 @@ from qdrant_beam.connectors.window import AimdWindow
 from qdrant_beam.connectors.writer import QdrantPointWriter, RetryingWriter, WriteReport
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import InvalidRecord, SpecError
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["METRICS_NAMESPACE", "WriteBatchResult", "WriteOutputs", "WriteToQdrant"]
@@ -278,7 +279,7 @@ class _WriteDoFn(beam.DoFn):
             self._client = None
 
 
-class WriteToQdrant(beam.PTransform):
+class WriteToQdrant(AnnotatedTransform):
     """Write ``PointStruct``s (named dense, sparse and multi-vectors) to a Qdrant collection.
 
     Args:
@@ -373,11 +374,12 @@ class WriteToQdrant(beam.PTransform):
         """Create or check the collection now, on the launching machine."""
         if self._schema is None or not self._manage:
             return None
-        client = self._target.connect()
-        try:
-            return ensure_collection(client, self._schema, create=self._create)
-        finally:
-            self._target.release(client)
+        with self._target.named_in_errors():
+            client = self._target.connect()
+            try:
+                return ensure_collection(client, self._schema, create=self._create)
+            finally:
+                self._target.release(client)
 
     def expand(self, pcoll: PCollection) -> WriteOutputs:
         _refuse_shared_local_folder(self._target, pcoll.pipeline.options)

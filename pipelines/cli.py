@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -41,16 +42,18 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipeline_options(argv: list[str]) -> PipelineOptions:
+def _pipeline_options(command: str, argv: list[str]) -> PipelineOptions:
+    from qdrant_beam.pipelines.options import job_options
+
     if not any(a == "--runner" or a.startswith("--runner=") for a in argv):
         argv = [*argv, "--runner=FnApiRunner"]
-    return PipelineOptions(argv)
+    return job_options(command, argv)
 
 
 def _job(command: str, argv: list[str]) -> int:
     from qdrant_beam.pipelines.jobs import run_ingest, run_reindex
 
-    options = _pipeline_options(argv)
+    options = _pipeline_options(command, argv)
     run = run_ingest if command == "ingest" else run_reindex
     result = run(options, emit=_say)
     print(f"{command} into {result.collection}:")
@@ -66,7 +69,6 @@ def _say(line: str) -> None:
 def _query(args: argparse.Namespace) -> int:
     from qdrant_beam.connectors.target import QdrantTarget
     from qdrant_beam.pipelines.jobs import load_job_spec
-    from qdrant_beam.pipelines.query import search
 
     spec = load_job_spec(args.spec)
     if bool(args.qdrant_url) == bool(args.qdrant_path):
@@ -76,9 +78,24 @@ def _query(args: argparse.Namespace) -> int:
         if args.qdrant_url
         else QdrantTarget(path=args.qdrant_path)
     )
+    with target.named_in_errors():
+        hits = _search(target, spec, args)
+    if args.json:
+        print(json.dumps([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        payload = hit.payload or {}
+        title = next((str(payload[k]) for k in args.show if k in payload), "")
+        print(f"{rank:2d}. {hit.score:.4f}  {hit.id}  {title}")
+    return 0
+
+
+def _search(target: Any, spec: PointsSpec, args: argparse.Namespace) -> list[Any]:
+    from qdrant_beam.pipelines.query import search
+
     client = target.connect()
     try:
-        hits = search(
+        return search(
             client,
             spec,
             args.text,
@@ -90,14 +107,6 @@ def _query(args: argparse.Namespace) -> int:
         )
     finally:
         target.release(client)
-    if args.json:
-        print(json.dumps([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]))
-        return 0
-    for rank, hit in enumerate(hits, 1):
-        payload = hit.payload or {}
-        title = next((str(payload[k]) for k in args.show if k in payload), "")
-        print(f"{rank:2d}. {hit.score:.4f}  {hit.id}  {title}")
-    return 0
 
 
 JOB_COMMANDS = ("ingest", "reindex")

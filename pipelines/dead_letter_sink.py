@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from qdrant_client import models
 
 from qdrant_beam.transforms.dead_letters import FailedRecord, is_secret_key
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 
 __all__ = ["BYTES_MARKER", "REDACTED", "WriteDeadLetters", "dead_letter_json", "is_secret_key"]
 
@@ -94,14 +95,14 @@ def dead_letter_json(failed: FailedRecord) -> str:
     )
 
 
-class WriteDeadLetters(beam.PTransform):
+class WriteDeadLetters(AnnotatedTransform):
     """Write ``FailedRecord``s as one JSONL file; returns the PCollection of written file names.
 
     Accepts a PCollection, or a tuple/list of them (the dead letters of several stages), which
-    it flattens. One unsharded file: dead letters should be few, and a single, predictable
-    file (``<path_prefix>`` when it ends in ``.jsonl``, else ``<path_prefix>.jsonl``) is what a
-    person opens or a replay job reads. The file is written even when there are no failures,
-    so an empty file means "nothing failed" rather than "did not run".
+    it flattens. One unsharded file (``path``): dead letters should be few, and a single,
+    predictable file is what a person opens or a replay job reads. The file is written even
+    when there are no failures, so an empty file means "nothing failed" rather than "did not
+    run".
 
     One step writes it, once every failure is known: an ``Impulse`` reads the lines as an
     iterable side input (runners page large ones in, Dataflow included) and writes them through
@@ -119,7 +120,10 @@ class WriteDeadLetters(beam.PTransform):
 
     @property
     def path(self) -> str:
-        """The file this writes."""
+        """The file this writes: the path as given when it ends in ``.jsonl``,
+        ``dead-letters.jsonl`` inside it when it ends in ``/``, else the path plus ``.jsonl``."""
+        if self._path_prefix.endswith("/"):
+            return self._path_prefix + "dead-letters.jsonl"
         if self._path_prefix.endswith(".jsonl"):
             return self._path_prefix
         return self._path_prefix + ".jsonl"

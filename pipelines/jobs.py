@@ -19,7 +19,13 @@ from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.write import WriteBatchResult, WriteToQdrant
 from qdrant_beam.pipelines.dead_letter_sink import WriteDeadLetters
 from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions
-from qdrant_beam.pipelines.readers import ReadRecords, count_records, fields_used, infer_format
+from qdrant_beam.pipelines.readers import (
+    ReadRecords,
+    check_input,
+    count_records,
+    fields_used,
+    infer_format,
+)
 from qdrant_beam.pipelines.reindex import (
     REINDEX_NAMESPACE,
     DeletePoints,
@@ -144,6 +150,7 @@ def _build(
             _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
         resolve = ResolveInference.from_spec(spec, **resolve_kwargs)
         resolved, inference_dead = skipped.points | "Embed" >> resolve
+        _ = skipped.skipped | "ProgressSkipped" >> beam.ParDo(ProgressTap(job, "skipped", int))
         dead_parts = [read.dead_letters, skipped.dead_letters, inference_dead]
     else:  # EmbedPoints: mapping and inference in one step where that applies
         resolved, embed_dead = records | "Embed" >> EmbedPoints(spec, **resolve_kwargs)
@@ -166,6 +173,7 @@ def _build(
         )
     dead = (*dead_parts, write_dead) | "AllDead" >> beam.Flatten()
     counted = dead | "CountDead" >> beam.ParDo(CountDeadLetters())
+    _ = counted | "ProgressFailed" >> beam.ParDo(ProgressTap(job, "failed"))
     if opts.dead_letter:
         _ = counted | "WriteDead" >> WriteDeadLetters(opts.dead_letter)
 
@@ -207,6 +215,7 @@ def run_ingest(options: PipelineOptions, emit: Callable[[str], None] = print) ->
     _check_required(opts)
     spec = load_job_spec(opts.spec, opts.models_dir)
     target = target_from_options(opts)
+    check_input(opts.input)
     collection = opts.collection or spec.collection
     total = count_records(opts.input, opts.format) if _is_local(options) else None
 
@@ -235,6 +244,7 @@ def run_reindex(options: PipelineOptions, emit: Callable[[str], None] = print) -
     _check_required(opts)
     spec = load_job_spec(opts.spec, opts.models_dir)
     target = target_from_options(opts)
+    check_input(opts.input)
     name = opts.collection or spec.collection
     total = count_records(opts.input, opts.format) if _is_local(options) else None
     with _hold(target, options):
@@ -254,11 +264,12 @@ def _reindex(
     plan = None
     collection = name
     if ropts.mode == "rebuild":
-        client = target.connect()
-        try:
-            plan = plan_rebuild(client, name)
-        finally:
-            target.release(client)
+        with target.named_in_errors():
+            client = target.connect()
+            try:
+                plan = plan_rebuild(client, name)
+            finally:
+                target.release(client)
         collection = plan.target
         emit(f"rebuild: writing {plan.target}{' (resuming)' if plan.resumed else ''}")
 

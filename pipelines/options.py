@@ -9,9 +9,18 @@ checks ``--spec`` and ``--input`` itself.
 
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import PipelineOptions
+import difflib
+from collections.abc import Sequence
 
-__all__ = ["INPUT_FORMATS", "IngestOptions", "ReindexOptions"]
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+
+from qdrant_beam.transforms.errors import SpecError
+
+__all__ = ["INPUT_FORMATS", "IngestOptions", "ReindexOptions", "UsageError", "job_options"]
 
 INPUT_FORMATS = ("jsonl", "parquet", "csv")
 
@@ -48,7 +57,11 @@ class IngestOptions(PipelineOptions):
             "--collection", default=None, help="collection name (overrides the spec's)"
         )
         group.add_argument(
-            "--dead-letter", default=None, help="write dead letters as JSONL to this path prefix"
+            "--dead-letter",
+            default=None,
+            metavar="FILE",
+            help="write dead letters to this one JSONL file, replaced on each run ('.jsonl' is "
+            "added to a name without it; a path ending in '/' gets dead-letters.jsonl)",
         )
         group.add_argument(
             "--models-dir",
@@ -121,3 +134,56 @@ class ReindexOptions(PipelineOptions):
             default=1,
             help="rebuild: old versions to keep besides the live one",
         )
+
+
+class UsageError(SpecError):
+    """A mistake on the command line: an unknown option, a bad value, an unknown runner."""
+
+
+class _StrictParser(_BeamArgumentParser):  # Beam's parser: some option classes need its API
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def job_options(command: str, argv: Sequence[str]) -> PipelineOptions:
+    """``argv`` as the options of ``qdrant-beam <command>``, checked strictly.
+
+    Beam discards options it does not know with a warning, so a typo such as
+    ``--dead-leter`` would silently run the job without its dead-letter file; here every
+    option must belong to Beam or to the command, and values must parse.
+
+    Raises:
+        UsageError: naming the option and the problem (with the closest known option).
+    """
+    ours: list[type[PipelineOptions]] = [IngestOptions]
+    if command == "reindex":
+        ours.append(ReindexOptions)
+    beams = {
+        str(cls): cls
+        for cls in PipelineOptions.__subclasses__()
+        if not cls.__module__.startswith("qdrant_beam")
+    }
+    parser = _StrictParser(allow_abbrev=False, add_help=False)
+    for cls in [*beams.values(), *ours]:
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(argv))
+    if unknown:
+        first = unknown[0]
+        flag = first.split("=", 1)[0]
+        if not flag.startswith("-"):
+            raise UsageError(f"unexpected argument {first!r}; options take the form --name value")
+        close = difflib.get_close_matches(flag, parser._option_string_actions, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"unknown option {flag} for `qdrant-beam {command}`{hint}")
+    options = PipelineOptions(list(argv))
+    _check_runner(options.view_as(StandardOptions).runner)
+    return options
+
+
+def _check_runner(runner: str | None) -> None:
+    if not runner or "." in runner:  # a fully qualified runner class is Beam's to import
+        return
+    known = {name.lower() for name in StandardOptions.KNOWN_RUNNER_NAMES}
+    if runner.lower() not in known and f"{runner.lower()}runner" not in known:
+        names = ", ".join(StandardOptions.KNOWN_RUNNER_NAMES)
+        raise UsageError(f"--runner {runner!r} is not a Beam runner; use one of {names}")

@@ -42,6 +42,7 @@ from apache_beam.pvalue import PBegin, PCollection, TaggedOutput
 from qdrant_beam.pipelines.options import INPUT_FORMATS
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 from qdrant_beam.transforms.templates import Template
 
@@ -52,6 +53,7 @@ __all__ = [
     "MAX_DEAD_LETTER_CHARS",
     "ReadOutputs",
     "ReadRecords",
+    "check_input",
     "count_records",
     "fields_used",
     "infer_format",
@@ -123,6 +125,21 @@ def _resolve_format(pattern: str, format: str | None) -> str:
     if format not in INPUT_FORMATS:
         raise SpecError(f"unknown input format {format!r}; use one of {', '.join(INPUT_FORMATS)}")
     return format
+
+
+def check_input(pattern: str) -> int:
+    """How many files match ``pattern``; raises ``SpecError`` naming it when none do.
+
+    Beam's text sources fail the same way, but with a traceback from deep in the graph, and
+    its file matcher lets a glob that matches nothing read zero records without a word.
+    """
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception as exc:  # BeamIOError and the filesystems' own errors
+        raise SpecError(f"cannot list the input {pattern!r}: {exc}") from None
+    if not matched:
+        raise SpecError(f"no input files match {pattern!r}")
+    return len(matched)
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,7 +479,7 @@ class _ReadCsvFile(beam.DoFn):
 # The transform
 
 
-class ReadRecords(beam.PTransform):
+class ReadRecords(AnnotatedTransform):
     """Read dict records from files; returns ``ReadOutputs(records, dead_letters)``.
 
     Args:
@@ -470,6 +487,8 @@ class ReadRecords(beam.PTransform):
         format: ``jsonl``, ``parquet`` or ``csv``; inferred from the extension when None.
         columns: keep only these top-level fields (``fields_used(spec)`` gives them); Parquet
             reads only these columns from disk, CSV and JSONL drop the rest after parsing.
+        validate: check now that some file matches ``pattern`` (``check_input``); turn off
+            for inputs that will exist only when the pipeline runs.
 
     JSONL and Parquet files are split across workers by Beam; a CSV file is read by one worker
     (a quoted newline makes splitting unsafe), but files are spread across workers. Parquet
@@ -479,11 +498,18 @@ class ReadRecords(beam.PTransform):
     """
 
     def __init__(
-        self, pattern: str, format: str | None = None, columns: Sequence[str] | None = None
+        self,
+        pattern: str,
+        format: str | None = None,
+        columns: Sequence[str] | None = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self._pattern = pattern
         self._format = _resolve_format(pattern, format)
+        if validate:
+            check_input(pattern)
         if columns is not None:
             if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
                 raise SpecError(f"columns must be a list of field names, got {columns!r}")
@@ -500,14 +526,16 @@ class ReadRecords(beam.PTransform):
             records = (
                 pbegin
                 | "ReadParquet"
-                >> beam.io.ReadFromParquetBatched(self._pattern, columns=self._columns)
+                >> beam.io.ReadFromParquetBatched(
+                    self._pattern, columns=self._columns, validate=False
+                )
                 | "ToRows" >> beam.ParDo(_ArrowRows())
             )
             dead = pbegin | "NoDeadLetters" >> beam.Create([])
             return ReadOutputs(records, dead)
         if self._format == "jsonl":
             lines = pbegin | "ReadText" >> beam.io.ReadFromTextWithFilename(
-                self._pattern, coder=BytesCoder()
+                self._pattern, coder=BytesCoder(), validate=False
             )
             parsed = lines | "ParseJson" >> beam.ParDo(_ParseJsonLines(self._columns)).with_outputs(
                 DEAD_LETTERS, main="records"

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import PCollection
+from apache_beam.pvalue import PCollection, TaggedOutput
 from qdrant_client import models
 
 from qdrant_beam.connectors.clock import Clock, SystemClock
@@ -42,6 +42,7 @@ from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stag
 from qdrant_beam.transforms.errors import InvalidRecord, QdrantBeamError, SpecError
 from qdrant_beam.transforms.mapping import RecordMapper
 from qdrant_beam.transforms.options import canonical_json
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.records_to_points import MapDoFn
 from qdrant_beam.transforms.spec import PointsSpec
 
@@ -64,6 +65,8 @@ _SCROLL_PAGE = 1_000
 _LOOKUP_BATCH = 500
 _LOOKUPS_IN_FLIGHT = 2
 _DELETE_BATCH = 512
+#: Tag of the lookup's counts of unchanged records.
+SKIPPED = "skipped"
 
 T = TypeVar("T")
 
@@ -291,6 +294,8 @@ class _LookupStored(beam.DoFn):
             self._added.inc(outcome.added)
             for item in outcome.changed:
                 yield windowed(item, window, timestamp)
+            if outcome.skipped:
+                yield windowed(TaggedOutput(SKIPPED, outcome.skipped), window, timestamp)
 
     def teardown(self) -> None:
         inflight = getattr(self, "_inflight", None)
@@ -359,9 +364,11 @@ class SkippedOutputs(NamedTuple):
     ``find_missing``."""
     dead_letters: PCollection
     """Records without a usable id, or that do not map to a point."""
+    skipped: PCollection
+    """How many unchanged records each lookup dropped (for progress)."""
 
 
-class SkipUnchanged(beam.PTransform):
+class SkipUnchanged(AnnotatedTransform):
     """Records -> points for only the new and changed ones; returns ``SkippedOutputs``.
 
     Records are keyed by point id and hashed, then looked up in batches of ``lookup_batch``
@@ -398,13 +405,15 @@ class SkipUnchanged(beam.PTransform):
                 min_batch_size=self._lookup_batch, max_batch_size=self._lookup_batch
             )
             | "LookupStoredHashes"
-            >> beam.ParDo(_LookupStored(self._target, self._collection, self._policy))
+            >> beam.ParDo(_LookupStored(self._target, self._collection, self._policy)).with_outputs(
+                SKIPPED, main="changed"
+            )
         )
-        mapped = changed | "ToPoints" >> beam.ParDo(_MapHashed(self._spec)).with_outputs(
+        mapped = changed.changed | "ToPoints" >> beam.ParDo(_MapHashed(self._spec)).with_outputs(
             DEAD_LETTERS, main="points"
         )
         dead = (keyed[DEAD_LETTERS], mapped[DEAD_LETTERS]) | "Dead" >> beam.Flatten()
-        return SkippedOutputs(mapped.points, self._missing(keyed.keyed), dead)
+        return SkippedOutputs(mapped.points, self._missing(keyed.keyed), dead, changed[SKIPPED])
 
     def _missing(self, keyed: PCollection) -> PCollection | None:
         if not self._find_missing:
@@ -451,7 +460,7 @@ class _DeleteDoFn(beam.DoFn):
             self._client = None
 
 
-class DeletePoints(beam.PTransform):
+class DeletePoints(AnnotatedTransform):
     """Ids (as ``id_key`` text) -> deleted from the collection, in batches, with retries."""
 
     def __init__(

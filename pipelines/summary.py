@@ -97,20 +97,29 @@ class ProgressReporter:
             _PROGRESS.pop(self._job, None)
 
     def line(self) -> str:
+        """Records done (written, unchanged or failed), not read: reading races ahead of
+        embedding, so a rate or ETA of records read says nothing about the end."""
         with _LOCK:
             counts = dict(_PROGRESS.get(self._job, {}))
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        read = counts.get("read", 0)
-        rate = read / elapsed
-        parts = [f"progress: {read:,} records read"]
+        written, skipped, failed = (counts.get(k, 0) for k in ("written", "skipped", "failed"))
+        done = written + skipped + failed
+        rate = done / elapsed
+        head = f"progress: {done:,}"
         if self._total:
-            parts[0] += f" of {self._total:,} ({100.0 * read / self._total:.1f}%)"
-        parts.append(f"{counts.get('written', 0):,} points written")
-        parts.append(f"{rate:,.0f} records/s")
-        if self._total and rate > 0 and read < self._total:
-            parts.append(f"ETA {(self._total - read) / rate:,.0f} s")
-        parts.append(f"{elapsed:,.0f} s elapsed")
-        return ", ".join(parts)
+            share = 100.0 * min(done, self._total) / self._total
+            head += f" of {self._total:,} records done ({share:.1f}%)"
+        else:
+            head += " records done"
+        parts = [f"{written:,} points written"]
+        if skipped:
+            parts.append(f"{skipped:,} unchanged")
+        parts.append(f"{failed:,} failed")
+        line = f"{head}: {', '.join(parts)}; {counts.get('read', 0):,} read; {rate:,.0f} records/s"
+        if self._total and done < self._total:
+            eta = f"{(self._total - done) / rate:,.0f} s" if rate > 0 else "unknown"
+            line += f"; ETA {eta}"
+        return f"{line}; {elapsed:,.0f} s elapsed"
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

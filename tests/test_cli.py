@@ -161,6 +161,21 @@ def test_ingest_needs_spec_input_and_one_target(spec_file: Path, capsys: Any) ->
     assert "exactly one of --qdrant-url" in capsys.readouterr().err
 
 
+def test_progress_counts_records_done_not_read() -> None:
+    """Reading races ahead of embedding: the rate and ETA follow what is written, unchanged
+    or failed."""
+    from qdrant_beam.pipelines import summary
+
+    job = "progress-test"
+    with summary.ProgressReporter(job, interval_s=0, total=1000, emit=print) as reporter:
+        reporter._started -= 10.0  # ten seconds into the job
+        with summary._LOCK:
+            summary._PROGRESS[job].update(read=900, written=150, skipped=40, failed=10)
+        line = reporter.line()
+    assert line.startswith("progress: 200 of 1,000 records done (20.0%): 150 points written, ")
+    assert "40 unchanged, 10 failed; 900 read; 20 records/s; ETA 40 s; 10 s elapsed" in line
+
+
 def test_job_help_lists_options(capsys: Any) -> None:
     assert main(["reindex", "--help"]) == 0
     out = capsys.readouterr().out
@@ -181,14 +196,16 @@ def test_console_entry_runs_the_cli_and_package_import_stays_light(spec_file: Pa
     assert "dense:" in proc.stdout
     code = (
         "import sys, qdrant_beam; assert 'apache_beam' not in sys.modules; "
-        "from qdrant_beam import EmbedPoints, load_spec; assert 'apache_beam' in sys.modules; "
-        "print(EmbedPoints.__name__, load_spec.__name__)"
+        "from qdrant_beam import EmbedPoints, QdrantTarget, WriteToQdrant, load_spec; "
+        "assert 'apache_beam' in sys.modules; "
+        "print(EmbedPoints.__name__, load_spec.__name__, QdrantTarget.__name__, "
+        "WriteToQdrant.__name__)"
     )
     light = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
     )
     assert light.returncode == 0, light.stderr
-    assert light.stdout.split() == ["EmbedPoints", "load_spec"]
+    assert light.stdout.split() == ["EmbedPoints", "load_spec", "QdrantTarget", "WriteToQdrant"]
 
 
 # -- incremental reindex ------------------------------------------------------------------

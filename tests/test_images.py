@@ -502,6 +502,16 @@ def test_data_url_without_base64(reader: ImageReader) -> None:
     refused(lambda: reader.load("data:image/png;base64,@@@"), "not a URL")
 
 
+def test_data_url_must_declare_an_image_media_type(reader: ImageReader) -> None:
+    """A PNG labelled text/html is refused; an image labelled as another image format is
+    decoded by its bytes, as browsers do."""
+    png = b64(encode(picture(3)))
+    refused(lambda: reader.load("data:text/html;base64," + png), "media type 'text/html'")
+    refused(lambda: reader.load("data:;base64," + png), "media type none")
+    assert_rgb(reader.load("data:image/jpeg;base64," + png))
+    assert_rgb(reader.load("data:IMAGE/PNG;name=a.png;base64," + png))
+
+
 def test_nonexistent_path(reader: ImageReader, tmp_path: Path) -> None:
     missing = tmp_path / "missing.png"
     refused(lambda: reader.load(str(missing)), f"image file {str(missing)!r} does not exist")

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.pvalue import PCollection
 
-from qdrant_beam.transforms.outputs import InferenceOutputs
+from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
 from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["EmbedPoints"]
 
 
-class EmbedPoints(beam.PTransform):
+class EmbedPoints(AnnotatedTransform):
     """Records to points with plain vectors; keyword arguments go to ``ResolveInference``."""
 
     def __init__(self, spec: PointsSpec, **resolve_kwargs: Any) -> None:

@@ -22,6 +22,7 @@ from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stag
 from qdrant_beam.transforms.engine import InputFailed, assemble
 from qdrant_beam.transforms.errors import QdrantBeamError
 from qdrant_beam.transforms.options import canonical_json
+from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.worker import EngineDoFn, StoreConfig
 
 __all__ = ["GlobalDedupResolve"]
@@ -74,7 +75,7 @@ class _AssembleDoFn(beam.DoFn):
                 )
 
 
-class GlobalDedupResolve(beam.PTransform):
+class GlobalDedupResolve(AnnotatedTransform):
     """The global-dedup path of ``ResolveInference``; returns (points, dead letters)."""
 
     def __init__(self, config: StoreConfig, shared: Shared, batch_size: int) -> None:

@@ -152,11 +152,20 @@ class ImageReader:
         return decode_image(self.read(value), self.limits)
 
     def _data_url(self, text: str) -> bytes:
+        """A ``data:image/...;base64,`` URL's bytes. The media type must be an image type
+        (RFC 2397 reads an empty one as text/plain); which image format it names does not
+        matter, since the bytes are decoded by what they hold, as browsers do."""
         header, sep, payload = text.partition(",")
         if not sep:
             raise InvalidImage("data URL has no ',' separating header and data")
         if not header.endswith(";base64"):
             raise InvalidImage(f"data URL must be base64-encoded, got header {header!r}")
+        media_type = header[len("data:") :].split(";", 1)[0].strip().lower()
+        if not media_type.startswith("image/"):
+            named = repr(media_type) if media_type else "none (which means text/plain)"
+            raise InvalidImage(
+                f"data URL has media type {named}, not an image type such as image/png"
+            )
         return _b64(payload)
 
     def _fetch(self, url: str) -> bytes:

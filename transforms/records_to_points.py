@@ -17,7 +17,7 @@ from apache_beam.pvalue import PCollection
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.errors import QdrantBeamError
 from qdrant_beam.transforms.mapping import MappedRecord, RecordMapper
-from qdrant_beam.transforms.outputs import InferenceOutputs
+from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["RecordsToPoints"]
@@ -66,7 +66,7 @@ class MapDoFn(beam.DoFn):
         return points, failed
 
 
-class RecordsToPoints(beam.PTransform):
+class RecordsToPoints(AnnotatedTransform):
     """Map records to points per the spec; unmappable records go to dead letters."""
 
     def __init__(self, spec: PointsSpec) -> None:

@@ -32,7 +32,7 @@ from qdrant_beam.transforms.errors import SpecError
 from qdrant_beam.transforms.global_dedup import GlobalDedupResolve
 from qdrant_beam.transforms.images import ImageLimits
 from qdrant_beam.transforms.options import split_options
-from qdrant_beam.transforms.outputs import InferenceOutputs
+from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
 from qdrant_beam.transforms.records_to_points import MapDoFn, RecordsToPoints
 from qdrant_beam.transforms.requests import INFERENCE_TYPES
 from qdrant_beam.transforms.spec import PointsSpec
@@ -181,7 +181,7 @@ class MapResolveDoFn(ResolveDoFn):
             yield from super().process(mapped, window, timestamp)
 
 
-class ResolveInference(beam.PTransform):
+class ResolveInference(AnnotatedTransform):
     """Replace inference objects with vectors; returns ``InferenceOutputs``.
 
     Args:
