@@ -17,13 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from qdrant_beam import EmbedPoints, load_spec
-from qdrant_beam.connectors import QdrantTarget, WriteToQdrant
-from qdrant_beam.pipelines.query import QueryEmbedder, search
+from qdrant_beam.console import configure_logging
 
 HERE = Path(__file__).resolve().parent
 QUERIES = [
@@ -39,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default=str(HERE / "articles.jsonl"))
     parser.add_argument("--qdrant-path", default="build/demo-qdrant")
     args = parser.parse_args(argv)
+    configure_logging()  # before Beam is imported: no note about BigQuery libraries
+
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from qdrant_beam import EmbedPoints, QdrantTarget, WriteToQdrant, load_spec
+    from qdrant_beam.pipelines.query import QueryEmbedder, search
 
     spec = load_spec(args.spec)
     shutil.rmtree(args.qdrant_path, ignore_errors=True)
