@@ -13,8 +13,8 @@ OLDEST := .venv-oldest
 export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 
-.PHONY: test test-slow test-latest test-oldest lock lint typecheck check schema bench models \
-	demo clean install
+.PHONY: test test-slow test-latest test-oldest lock lint layout typecheck check schema bench \
+	models demo clean install
 
 # The locked uv, bootstrapped with pip and checked against the hashes in uv.lock.
 $(UV):
@@ -60,15 +60,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow setuptools' editable import hook, so it reads the package through a tree of
-# links laid out the way the wheel installs it.
-typecheck: $(STAMP)
-	rm -rf build/mypy && mkdir -p build/mypy/qdrant_beam
-	cp qdrant_beam/*.py build/mypy/qdrant_beam/
-	ln -s ../../../transforms build/mypy/qdrant_beam/transforms
-	ln -s ../../../connectors build/mypy/qdrant_beam/connectors
-	ln -s ../../../pipelines build/mypy/qdrant_beam/pipelines
-	cd build/mypy && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p qdrant_beam
+# mypy and import-linter cannot follow setuptools' editable import hook, so they read the
+# package from a copy laid out the way the wheel installs it.
+LAYOUT := build/layout
+
+layout: $(STAMP)
+	rm -rf $(LAYOUT) && mkdir -p $(LAYOUT)
+	cp -r qdrant_beam $(LAYOUT)/qdrant_beam
+	cp -r transforms connectors pipelines $(LAYOUT)/qdrant_beam/
+	find $(LAYOUT) -name __pycache__ -prune -exec rm -rf {} +
+
+typecheck: layout
+	cd $(LAYOUT) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p qdrant_beam
 
 check: lint typecheck test
 

@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,9 @@ class CountPoints(beam.DoFn):
     def __init__(self) -> None:
         self._points = Metrics.counter(BENCH_NAMESPACE, "points_out")
 
-    def process(self, point: Any) -> None:
+    def process(self, point: Any) -> Iterator[Any]:
         self._points.inc()
+        return iter(())
 
 
 def ours(

@@ -18,8 +18,8 @@ from typing import Any
 from qdrant_client import models
 
 from qdrant_beam.connectors.qdrant_errors import translate_errors
+from qdrant_beam.io.errors import SpecError
 from qdrant_beam.transforms.backends.registry import VectorKind
-from qdrant_beam.transforms.errors import SpecError
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["CollectionSchema", "DenseVector", "SchemaMismatch", "SparseVector", "ensure_collection"]

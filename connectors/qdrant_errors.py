@@ -10,7 +10,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-from qdrant_beam.transforms.errors import (
+from qdrant_beam.io.errors import (
     AuthError,
     PermanentError,
     QdrantBeamError,

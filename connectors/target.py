@@ -21,10 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qdrant_beam.connectors.tls import httpx_verify
-from qdrant_beam.transforms.errors import SpecError, TransientError, Unavailable
+from qdrant_beam.io.errors import SpecError, TransientError, Unavailable
+from qdrant_beam.io.tls import httpx_verify
 
 __all__ = ["QdrantTarget"]
+
+#: Runners whose workers are other processes than the one that builds the pipeline.
+_MULTI_PROCESS_RUNNERS = ("Dataflow", "Flink", "Spark", "Portable", "Prism")
 
 
 class QdrantTarget(BaseModel):
@@ -93,6 +96,26 @@ class QdrantTarget(BaseModel):
             yield
         except TransientError as exc:
             raise Unavailable(f"cannot reach Qdrant at {self.describe()}: {exc}") from exc
+
+    def check_runner(self, options: Any) -> None:
+        """Embedded storage is one process per folder: refuse runners that fork workers."""
+        if not self.is_local:
+            return
+        from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+        runner = str(options.view_as(StandardOptions).runner or "")
+        mode = options.view_as(DirectOptions).direct_running_mode
+        workers = options.view_as(DirectOptions).direct_num_workers
+        multi = any(name in runner for name in _MULTI_PROCESS_RUNNERS) or (
+            mode == "multi_processing" and workers != 1
+        )
+        if multi:
+            raise SpecError(
+                f"the embedded Qdrant ({self.path or ':memory:'}) lives in one process, but "
+                f"runner {runner or 'direct'} ({mode}) runs workers in several processes. Write "
+                f"to a Qdrant server instead (QdrantTarget(url=...)), or run on FnApiRunner or "
+                f"DirectRunner with --direct_running_mode=in_memory or multi_threading."
+            )
 
     def describe(self) -> str:
         """For logs and display data: never includes the key."""

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from qdrant_client import models
 
-from qdrant_beam.connectors.clock import Clock, SystemClock
 from qdrant_beam.connectors.qdrant_errors import RejectedPoints, translate_errors
-from qdrant_beam.connectors.retry import RetryPolicy, is_throttle, retry_cause
-from qdrant_beam.transforms.errors import QdrantBeamError
+from qdrant_beam.io.clock import Clock
+from qdrant_beam.io.errors import QdrantBeamError
+from qdrant_beam.io.retry import Retrying, RetryListener, RetryPolicy, is_throttle, retry_cause
 
 __all__ = ["PointWriter", "QdrantPointWriter", "RetryingWriter", "WriteReport"]
 
@@ -88,15 +88,15 @@ class WriteReport:
     def attempts(self) -> int:
         return self.requests
 
-
-class ThrottleListener(Protocol):
-    def on_success(self) -> None: ...
-
-    def on_throttle(self) -> None: ...
+    def retried(self, error: QdrantBeamError, wait_s: float) -> None:
+        self.retries[retry_cause(error)] += 1
+        if is_throttle(error):
+            self.throttled_s += wait_s
 
 
 class RetryingWriter:
-    """Retries transient errors by ``policy``; bisects batches Qdrant rejects."""
+    """Retries transient errors by ``policy`` (the package's one retry loop); bisects batches
+    Qdrant rejects."""
 
     def __init__(
         self,
@@ -105,13 +105,10 @@ class RetryingWriter:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        listener: ThrottleListener | None = None,
+        listener: RetryListener | None = None,
     ) -> None:
         self._writer = writer
-        self._policy = policy or RetryPolicy()
-        self._clock = clock or SystemClock()
-        self._rng = rng or random.Random()
-        self._listener = listener
+        self._retrying = Retrying(policy, clock=clock, rng=rng, listener=listener)
 
     def write(self, points: list[models.PointStruct]) -> WriteReport:
         report = WriteReport()
@@ -136,30 +133,12 @@ class RetryingWriter:
             report.written.extend(point.id for point in points)
 
     def _with_retries(self, points: list[models.PointStruct], report: WriteReport) -> None:
-        started = self._clock.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+        def attempt() -> None:
             report.requests += 1
             sent = time.perf_counter()
             try:
                 self._writer.write(points)
-            except QdrantBeamError as exc:
+            finally:
                 report.latencies_ms.append(int((time.perf_counter() - sent) * _MS_PER_S))
-                throttled = is_throttle(exc)
-                if throttled and self._listener is not None:
-                    self._listener.on_throttle()
-                elapsed = self._clock.monotonic() - started
-                wait = self._policy.next_wait_s(attempt, exc, elapsed, self._rng)
-                if wait is None:
-                    exc.attempts = attempt  # type: ignore[attr-defined]
-                    raise
-                report.retries[retry_cause(exc)] += 1
-                if throttled:
-                    report.throttled_s += wait
-                self._clock.sleep(wait)
-                continue
-            report.latencies_ms.append(int((time.perf_counter() - sent) * _MS_PER_S))
-            if self._listener is not None:
-                self._listener.on_success()
-            return
+
+        self._retrying.call(attempt, on_retry=report.retried)

@@ -16,7 +16,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
+from qdrant_beam.io.errors import QdrantBeamError, SpecError
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 
 __all__ = ["main"]

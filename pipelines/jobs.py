@@ -17,6 +17,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.write import WriteBatchResult, WriteToQdrant
+from qdrant_beam.io.errors import SpecError
+from qdrant_beam.pipelines.content_hash import CONTENT_HASH_FIELD
 from qdrant_beam.pipelines.dead_letter_sink import WriteDeadLetters
 from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions
 from qdrant_beam.pipelines.readers import (
@@ -26,13 +28,8 @@ from qdrant_beam.pipelines.readers import (
     fields_used,
     infer_format,
 )
-from qdrant_beam.pipelines.reindex import (
-    REINDEX_NAMESPACE,
-    DeletePoints,
-    SkipUnchanged,
-    finish_rebuild,
-    plan_rebuild,
-)
+from qdrant_beam.pipelines.rebuild import finish_rebuild, plan_rebuild
+from qdrant_beam.pipelines.reindex import REINDEX_NAMESPACE, DeletePoints, SkipUnchanged
 from qdrant_beam.pipelines.summary import (
     CountDeadLetters,
     JobSummary,
@@ -41,7 +38,7 @@ from qdrant_beam.pipelines.summary import (
     summarize,
 )
 from qdrant_beam.transforms.embed_points import EmbedPoints
-from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.transforms.prepare import FromHashedRecords
 from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 
@@ -148,11 +145,13 @@ def _build(
         )
         if skipped.missing is not None:
             _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
-        resolve = ResolveInference.from_spec(spec, **resolve_kwargs)
-        resolved, inference_dead = skipped.points | "Embed" >> resolve
+        resolve = ResolveInference.from_spec(
+            spec, prepare=FromHashedRecords(spec, CONTENT_HASH_FIELD), **resolve_kwargs
+        )
+        resolved, inference_dead = skipped.changed | "Embed" >> resolve
         _ = skipped.skipped | "ProgressSkipped" >> beam.ParDo(ProgressTap(job, "skipped", int))
         dead_parts = [read.dead_letters, skipped.dead_letters, inference_dead]
-    else:  # EmbedPoints: mapping and inference in one step where that applies
+    else:
         resolved, embed_dead = records | "Embed" >> EmbedPoints(spec, **resolve_kwargs)
         dead_parts = [read.dead_letters, embed_dead]
     written, write_dead = resolved | "Write" >> WriteToQdrant(

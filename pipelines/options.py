@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import (
     _BeamArgumentParser,
 )
 
-from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.io.errors import SpecError
 
 __all__ = ["INPUT_FORMATS", "IngestOptions", "ReindexOptions", "UsageError", "job_options"]
 

@@ -11,10 +11,12 @@ from typing import Any
 
 from qdrant_client import models
 
+from qdrant_beam.io.errors import SpecError
 from qdrant_beam.transforms.catalog import ModelCatalog
-from qdrant_beam.transforms.engine import InferenceEngine, ModelStore
-from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.transforms.engine import InferenceEngine
+from qdrant_beam.transforms.mapping import MappedRecord
 from qdrant_beam.transforms.spec import PointsSpec
+from qdrant_beam.transforms.store import ModelStore
 
 __all__ = ["QueryEmbedder", "search"]
 
@@ -35,8 +37,10 @@ class QueryEmbedder:
         if definition.text is None:
             raise SpecError(f"vector {vector!r} embeds images; query it with an image")
         options = {**definition.options, "input_type": "query"}
-        document = models.Document(text=text, model=definition.model, options=options)
-        points, failed = self._engine.resolve([models.PointStruct(id=0, vector={vector: document})])
+        query = MappedRecord(
+            0, [(vector, definition.input_kind, text, definition.model, options)], None
+        )
+        points, failed = self._engine.resolve([query])
         if failed:
             raise SpecError(f"cannot embed the query for {vector!r}: {failed[0].message}")
         resolved = points[0].vector

@@ -39,9 +39,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PBegin, PCollection, TaggedOutput
 
+from qdrant_beam.io.errors import SpecError
 from qdrant_beam.pipelines.options import INPUT_FORMATS
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
-from qdrant_beam.transforms.errors import SpecError
 from qdrant_beam.transforms.outputs import AnnotatedTransform
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
 from qdrant_beam.transforms.templates import Template

@@ -41,7 +41,7 @@ class KnownNoise(logging.Filter):
 
 
 def _reported_by_us(error: BaseException | None) -> bool:
-    from qdrant_beam.transforms.errors import QdrantBeamError
+    from qdrant_beam.io.errors import QdrantBeamError
 
     seen = 0
     while error is not None and seen < 10:  # the error, or what it was raised from

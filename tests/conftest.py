@@ -62,6 +62,16 @@ def models_map(model_dirs: dict[str, Path]) -> dict[str, Any]:
     }
 
 
+def resolve_points(engine: Any, points: list[Any]) -> tuple[list[Any], list[Any]]:
+    """An ``InferenceEngine`` over points, as ``ResolveInference`` runs it: ``FromPoints``
+    prepares them, the engine resolves what was prepared."""
+    from qdrant_beam.transforms.prepare import FromPoints
+
+    mapped, failed = FromPoints().prepare(points)
+    done, more = engine.resolve(mapped)
+    return done, failed + more
+
+
 def pipeline_options(*extra: str) -> PipelineOptions:
     return PipelineOptions(["--runner=FnApiRunner", *extra])
 

@@ -34,6 +34,7 @@ from typing import Any
 import mmh3
 import numpy as np
 import pytest
+from conftest import resolve_points
 from fastembed import SparseTextEmbedding
 from fastembed.sparse.bm25 import Bm25
 from py_rust_stemmers import SnowballStemmer
@@ -350,7 +351,8 @@ def test_resolve_inference_bm25_matches_qdrant(qdrant_bm25: Any) -> None:
     from qdrant_client import models
 
     from qdrant_beam.transforms.catalog import ModelCatalog
-    from qdrant_beam.transforms.engine import InferenceEngine, ModelStore
+    from qdrant_beam.transforms.engine import InferenceEngine
+    from qdrant_beam.transforms.store import ModelStore
 
     engine = InferenceEngine(ModelStore(ModelCatalog()))
     texts = list(AGREEING_TEXTS.values())
@@ -359,7 +361,7 @@ def test_resolve_inference_bm25_matches_qdrant(qdrant_bm25: Any) -> None:
         for i, text in enumerate(texts)
         if text.strip()
     ]
-    done, failed = engine.resolve(points)
+    done, failed = resolve_points(engine, points)
     assert not failed
     for point in done:
         sparse = point.vector["bm25"]

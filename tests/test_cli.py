@@ -27,8 +27,8 @@ from qdrant_client import QdrantClient
 from qdrant_server import Faults, QdrantTestServer
 
 from qdrant_beam.pipelines.cli import main
+from qdrant_beam.pipelines.content_hash import CONTENT_HASH_FIELD
 from qdrant_beam.pipelines.jobs import JobResult, run_ingest, run_reindex
-from qdrant_beam.pipelines.reindex import CONTENT_HASH_FIELD
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from qdrant_beam.pipelines.reindex import content_hash, spec_fingerprint
+from qdrant_beam.pipelines.content_hash import content_hash, spec_fingerprint
 from qdrant_beam.transforms import load_spec
 from qdrant_beam.transforms.mapping import RecordMapper
 

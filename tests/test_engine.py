@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import TEXT_DIM
+from conftest import TEXT_DIM, resolve_points
 from fastembed import LateInteractionTextEmbedding, TextEmbedding
 from model_factory import (
     COLBERT_MODEL_NAME,
@@ -20,12 +20,14 @@ from model_factory import (
 from PIL import Image
 from qdrant_client import models
 
+from qdrant_beam.io.errors import ModelNotFound
 from qdrant_beam.transforms.backends import local as local_backend
 from qdrant_beam.transforms.backends.local import padded_batches
 from qdrant_beam.transforms.catalog import ModelCatalog
-from qdrant_beam.transforms.engine import EngineMetrics, InferenceEngine, ModelStore
-from qdrant_beam.transforms.errors import ModelNotFound
+from qdrant_beam.transforms.engine import InferenceEngine
+from qdrant_beam.transforms.metrics import EngineMetrics
 from qdrant_beam.transforms.requests import mrl_truncate
+from qdrant_beam.transforms.store import ModelStore
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",
@@ -71,7 +73,7 @@ def point(pid: int, **vectors: Any) -> models.PointStruct:
 
 def test_duplicates_cost_one_model_input(engine: InferenceEngine, counts: Counters) -> None:
     points = [point(i, dense=doc(TEXTS[i % 3]), again=doc(TEXTS[i % 3])) for i in range(12)]
-    done, failed = engine.resolve(points)
+    done, failed = resolve_points(engine, points)
     assert not failed and len(done) == 12
     assert counts["inference_objects"] == 24
     assert counts["unique_inputs"] == 3
@@ -84,7 +86,7 @@ def test_whitespace_and_normal_form_variants_share_a_key(
     engine: InferenceEngine, counts: Counters
 ) -> None:
     points = [point(0, v=doc("café")), point(1, v=doc("  cafe\u0301 "))]
-    done, _ = engine.resolve(points)
+    done, _ = resolve_points(engine, points)
     assert counts["model_inputs"] == 1
     assert done[0].vector["v"] == done[1].vector["v"]
 
@@ -92,7 +94,7 @@ def test_whitespace_and_normal_form_variants_share_a_key(
 def test_vectors_match_fastembed_directly(
     engine: InferenceEngine, model_dirs: dict[str, Path]
 ) -> None:
-    done, _ = engine.resolve([point(i, v=doc(t)) for i, t in enumerate(TEXTS)])
+    done, _ = resolve_points(engine, [point(i, v=doc(t)) for i, t in enumerate(TEXTS)])
     direct = TextEmbedding(
         TINY_TEXT_MODEL_NAME, specific_model_path=str(model_dirs["text"]), local_files_only=True
     )
@@ -105,7 +107,7 @@ def test_mrl_sizes_come_from_one_call_and_are_truncated_and_renormalised(
 ) -> None:
     text = TEXTS[0]
     p = point(0, full=doc(text), m8=doc(text, mrl=8), m4=doc(text, mrl=4))
-    (done,), _ = engine.resolve([p])
+    (done,), _ = resolve_points(engine, [p])
     assert counts["model_inputs"] == 1 and counts["model_calls"] == 1
     full = np.asarray(done.vector["full"])
     assert full.shape == (TEXT_DIM,)
@@ -131,7 +133,7 @@ def test_every_vector_kind_has_qdrant_shape(engine: InferenceEngine, tmp_path: P
         colbert=doc(TEXTS[1], model=COLBERT_MODEL_NAME),
         image=models.Image(image=str(image_path), model=IMAGE_MODEL_NAME),
     )
-    (done,), failed = engine.resolve([p])
+    (done,), failed = resolve_points(engine, [p])
     assert not failed
     vectors = done.vector
     assert len(vectors["dense"]) == TEXT_DIM and isinstance(vectors["dense"][0], float)
@@ -152,7 +154,7 @@ def test_unnamed_vector_and_inference_object(engine: InferenceEngine, counts: Co
     custom = models.PointStruct(
         id=2, vector={"v": models.InferenceObject(object=TEXTS[0], model=TINY_TEXT_MODEL_NAME)}
     )
-    done, failed = engine.resolve([plain, custom])
+    done, failed = resolve_points(engine, [plain, custom])
     assert not failed
     assert done[0].vector == done[1].vector["v"]
     assert counts["model_inputs"] == 1
@@ -160,7 +162,7 @@ def test_unnamed_vector_and_inference_object(engine: InferenceEngine, counts: Co
 
 def test_plain_vectors_pass_through_untouched(engine: InferenceEngine) -> None:
     p = point(3, given=[0.1, 0.2], inferred=doc(TEXTS[2]))
-    (done,), _ = engine.resolve([p])
+    (done,), _ = resolve_points(engine, [p])
     assert done.vector["given"] == [0.1, 0.2]
     assert len(done.vector["inferred"]) == TEXT_DIM
 
@@ -173,7 +175,7 @@ def test_query_and_passage_embeddings_differ_where_the_model_differs(
         passage=doc(TEXTS[0], model=COLBERT_MODEL_NAME),
         query=doc(TEXTS[0], model=COLBERT_MODEL_NAME, input_type="query"),
     )
-    (done,), _ = engine.resolve([p])
+    (done,), _ = resolve_points(engine, [p])
     assert counts["model_calls"] == 2  # query and passage are different calls
     direct = LateInteractionTextEmbedding(
         COLBERT_MODEL_NAME, specific_model_path=str(model_dirs["colbert"]), local_files_only=True
@@ -188,21 +190,21 @@ def test_long_text_is_truncated_and_counted_not_failed(
     engine: InferenceEngine, counts: Counters
 ) -> None:
     long_text = " ".join(["vector"] * 500)  # the tiny model's context is 32 tokens
-    done, failed = engine.resolve([point(0, v=doc(long_text)), point(1, v=doc(TEXTS[0]))])
+    done, failed = resolve_points(engine, [point(0, v=doc(long_text)), point(1, v=doc(TEXTS[0]))])
     assert not failed and len(done) == 2
     assert counts["truncated_inputs"] == 1
 
 
 def test_cache_answers_repeats_across_batches(models_map: dict[str, Any], counts: Counters) -> None:
     engine = InferenceEngine(ModelStore(ModelCatalog.of(models_map), cache_size=2), metrics=counts)
-    first, _ = engine.resolve([point(0, v=doc(TEXTS[0]))])
-    second, _ = engine.resolve([point(1, v=doc(TEXTS[0])), point(2, v=doc(TEXTS[1]))])
+    first, _ = resolve_points(engine, [point(0, v=doc(TEXTS[0]))])
+    second, _ = resolve_points(engine, [point(1, v=doc(TEXTS[0])), point(2, v=doc(TEXTS[1]))])
     assert counts["cache_hits"] == 1
     assert counts["model_inputs"] == 2
     assert first[0].vector == second[0].vector
-    engine.resolve([point(3, v=doc(TEXTS[2]))])  # evicts TEXTS[0] (LRU, 2 entries)
+    resolve_points(engine, [point(3, v=doc(TEXTS[2]))])  # evicts TEXTS[0] (LRU, 2 entries)
     before = counts["cache_hits"]
-    engine.resolve([point(4, v=doc(TEXTS[0]))])
+    resolve_points(engine, [point(4, v=doc(TEXTS[0]))])
     assert counts["cache_hits"] == before
 
 
@@ -224,15 +226,15 @@ def test_a_key_landed_between_cache_check_and_claim_is_not_computed_again(
         found = real_get_many(keys)
         if first_call[0]:  # B's first look: a miss; now A runs to the end
             first_call[0] = False
-            a.resolve(batch)
+            resolve_points(a, batch)
         return found
 
     store.cache.get_many = get_many_then_let_a_finish  # type: ignore[method-assign]
-    resolved, failed = b.resolve(batch)
+    resolved, failed = resolve_points(b, batch)
     assert not failed
     assert a_counts["model_inputs"] == len(TEXTS)
     assert b_counts["model_inputs"] == 0 and b_counts["model_calls"] == 0
-    expected = {p.id: p.vector["dense"] for p in a.resolve(batch)[0]}
+    expected = {p.id: p.vector["dense"] for p in resolve_points(a, batch)[0]}
     assert {p.id: p.vector["dense"] for p in resolved} == expected
 
 
@@ -248,7 +250,7 @@ def test_bad_inputs_go_to_dead_letters_and_the_batch_lands(
         point(14, v=models.Image(image=b"not an image", model=IMAGE_MODEL_NAME)),
         point(15, v=models.Document.model_construct(text=42, model=TINY_TEXT_MODEL_NAME)),
     ]
-    done, failed = engine.resolve(good[:2] + bad + good[2:])
+    done, failed = resolve_points(engine, good[:2] + bad + good[2:])
     assert sorted(p.id for p in done) == [0, 1, 2]
     reasons = {f.record.id: (f.stage, f.error_type, f.message) for f in failed}
     assert sorted(reasons) == [10, 11, 12, 13, 14, 15]
@@ -270,7 +272,9 @@ def test_missing_model_fails_fast_and_names_the_folders(tmp_path: Path) -> None:
     engine = InferenceEngine(ModelStore(catalog))
     started = time.monotonic()
     with pytest.raises(ModelNotFound) as err:
-        engine.resolve([point(0, v=doc("x", model="sentence-transformers/all-MiniLM-L6-v2"))])
+        resolve_points(
+            engine, [point(0, v=doc("x", model="sentence-transformers/all-MiniLM-L6-v2"))]
+        )
     assert time.monotonic() - started < 5
     message = str(err.value)
     assert "'sentence-transformers/all-MiniLM-L6-v2'" in message
@@ -282,9 +286,9 @@ def test_missing_model_fails_fast_and_names_the_folders(tmp_path: Path) -> None:
 def test_models_load_once_per_store(models_map: dict[str, Any]) -> None:
     store = ModelStore(ModelCatalog.of(models_map))
     a, b = InferenceEngine(store), InferenceEngine(store)
-    a.resolve([point(0, v=doc(TEXTS[0]))])
-    b.resolve([point(1, v=doc(TEXTS[1]))])
-    assert len(store._models) == 1
+    resolve_points(a, [point(0, v=doc(TEXTS[0]))])
+    resolve_points(b, [point(1, v=doc(TEXTS[1]))])
+    assert len(store._runners) == 1
 
 
 def test_padded_batches_bound_inputs_times_length_squared() -> None:
@@ -307,8 +311,8 @@ def test_long_inputs_go_in_smaller_padded_batches(
     engine = InferenceEngine(store, embed_batch_size=8)
     texts = [" ".join(["token"] * n) + f" {i}" for i, n in enumerate([1, 2, 3, 10, 20, 30] * 3)]
     points = [point(i, v=doc(t)) for i, t in enumerate(texts)]
-    request = engine.parse(points[0])[0][1]
-    embedder = store.embedder(request)
+    request = store.parser(points[0].vector["v"])
+    embedder = store.runner(request).embedder  # type: ignore[attr-defined]
     sizes: list[int] = []
     real_embed = embedder._model.embed
 
@@ -317,7 +321,7 @@ def test_long_inputs_go_in_smaller_padded_batches(
         return real_embed(batch, batch_size=batch_size)
 
     monkeypatch.setattr(embedder._model, "embed", spy)
-    done, failed = engine.resolve(points)
+    done, failed = resolve_points(engine, points)
     assert not failed and sum(sizes) == len(texts) and len(sizes) > 3
     assert sizes[0] > sizes[-1]  # the longest inputs ride in the smallest batches
     direct = TextEmbedding(

@@ -27,10 +27,10 @@ from model_factory import IMAGE_MODEL_NAME
 from PIL import Image, ImageDraw, ImageFile, features
 from qdrant_client import models
 
+from qdrant_beam.io.errors import InvalidImage, PermanentError
 from qdrant_beam.transforms.dead_letters import FailedRecord, Stage
-from qdrant_beam.transforms.engine import METRICS_NAMESPACE
-from qdrant_beam.transforms.errors import InvalidImage, PermanentError
 from qdrant_beam.transforms.images import ImageLimits, ImageReader, decode_image
+from qdrant_beam.transforms.metrics import METRICS_NAMESPACE
 from qdrant_beam.transforms.resolve import ResolveInference
 
 SIZE = (64, 48)

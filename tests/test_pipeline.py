@@ -180,9 +180,9 @@ def test_models_checked_at_launch_load_on_first_use(spec: PointsSpec) -> None:
     """An unchanged reindex embeds nothing, so its workers should load no model either."""
     checked = ResolveInference.from_spec(spec)
     unchecked = ResolveInference.from_spec(spec, check_models=False)
-    assert checked._config.preload == ()  # folders found at launch: load lazily
+    assert checked.store_config.preload == ()  # folders found at launch: load lazily
     # folders only on workers: load in setup, fail before the first element
-    assert {m for m, _, _ in unchecked._config.preload} == {
+    assert {m for m, _, _ in unchecked.store_config.preload} == {
         spec.model_info(name).name for name in spec.vectors
     }
 

@@ -15,20 +15,21 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.transforms.display import DisplayData
-from conftest import counter, run_collect
+from conftest import counter, resolve_points, run_collect
 from PIL import Image
 from provider_servers import Faults, ProviderServer, expected_vector, spawn_server
 from qdrant_client import models
 from qdrant_server import QdrantTestServer
 
 from qdrant_beam.connectors import FakeClock, QdrantTarget, WriteToQdrant
+from qdrant_beam.io.errors import AuthError
 from qdrant_beam.pipelines.dead_letter_sink import dead_letter_json
 from qdrant_beam.transforms import EmbedPoints, ResolveInference, load_spec
 from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 from qdrant_beam.transforms.backends.remote import RemoteClient, parse_reset, redact
 from qdrant_beam.transforms.catalog import ModelCatalog
-from qdrant_beam.transforms.engine import InferenceEngine, ModelStore
-from qdrant_beam.transforms.errors import AuthError
+from qdrant_beam.transforms.engine import InferenceEngine
+from qdrant_beam.transforms.store import ModelStore
 
 KEY = "sk-test-0123456789abcdef"
 SENTINEL = "sk-SENTINEL-5b1e9c7d2f40a8c3"
@@ -80,8 +81,8 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProviderServer]:
 
 def test_openai_request_shape_and_vectors(openai_server: ProviderServer) -> None:
     engine = make_engine("openai", fast_config(openai_server, encoding="base64"))
-    done, failed = engine.resolve(
-        points_of({"v": doc("alpha", dimensions=256)}, {"v": doc("beta", dimensions=256)})
+    done, failed = resolve_points(
+        engine, points_of({"v": doc("alpha", dimensions=256)}, {"v": doc("beta", dimensions=256)})
     )
     assert not failed
     (request,) = openai_server.requests
@@ -101,7 +102,7 @@ def test_openrouter_sends_the_vendor_model_name(monkeypatch: pytest.MonkeyPatch)
     with ProviderServer("openrouter", api_key=KEY) as server:
         engine = make_engine("openrouter", fast_config(server))
         model = "openrouter/openai/text-embedding-3-small"
-        done, failed = engine.resolve(points_of({"v": doc("hello", model)}))
+        done, failed = resolve_points(engine, points_of({"v": doc("hello", model)}))
         assert not failed
         assert server.requests[0].body == {
             "model": "openai/text-embedding-3-small",
@@ -117,11 +118,12 @@ def test_cohere_request_shape_query_and_passage(monkeypatch: pytest.MonkeyPatch)
     with ProviderServer("cohere", api_key=KEY) as server:
         engine = make_engine("cohere", fast_config(server))
         model = "cohere/embed-v4.0"
-        done, failed = engine.resolve(
+        done, failed = resolve_points(
+            engine,
             points_of(
                 {"d": doc("a passage", model, output_dimension=512)},
                 {"q": doc("a query", model, output_dimension=512, input_type="query")},
-            )
+            ),
         )
         assert not failed
         bodies = sorted((r.body for r in server.requests), key=lambda b: b["input_type"])
@@ -151,8 +153,8 @@ def test_jina_request_shape_with_task_and_options(monkeypatch: pytest.MonkeyPatc
     with ProviderServer("jinaai", api_key=KEY) as server:
         engine = make_engine("jinaai", fast_config(server, encoding="base64"))
         model = "jinaai/jina-embeddings-v3"
-        done, failed = engine.resolve(
-            points_of({"v": doc("text one", model, dimensions=128, late_chunking=False)})
+        done, failed = resolve_points(
+            engine, points_of({"v": doc("text one", model, dimensions=128, late_chunking=False)})
         )
         assert not failed
         assert server.requests[0].body == {
@@ -180,7 +182,7 @@ def test_cohere_gets_images_as_data_urls(monkeypatch: pytest.MonkeyPatch) -> Non
     with ProviderServer("cohere", api_key=KEY) as server:
         engine = make_engine("cohere", fast_config(server))
         image = models.Image(image=data, model="cohere/embed-english-v3.0")
-        done, failed = engine.resolve(points_of({"img": image}))
+        done, failed = resolve_points(engine, points_of({"img": image}))
         assert not failed
         body = server.requests[0].body
         data_url = "data:image/png;base64," + base64.b64encode(data).decode()
@@ -197,8 +199,9 @@ def test_jina_gets_image_urls_as_they_are(monkeypatch: pytest.MonkeyPatch) -> No
     with ProviderServer("jinaai", api_key=KEY) as server:
         engine = make_engine("jinaai", fast_config(server))
         model = "jinaai/jina-clip-v2"
-        done, failed = engine.resolve(
-            points_of({"img": models.Image(image=url, model=model), "txt": doc("a cat", model)})
+        done, failed = resolve_points(
+            engine,
+            points_of({"img": models.Image(image=url, model=model), "txt": doc("a cat", model)}),
         )
         assert not failed
         inputs = sorted(str(r.body["input"]) for r in server.requests)
@@ -219,7 +222,7 @@ def test_identical_inputs_are_sent_once_and_mrl_comes_from_the_same_call(
     batch = points_of(
         *({"full": doc(t, dimensions=512), "small": doc(t, dimensions=512, mrl=64)} for t in texts)
     )
-    done, failed = engine.resolve(batch)
+    done, failed = resolve_points(engine, batch)
     assert not failed
     stats = openai_server.stats()
     assert stats["requests"] == 1 and stats["inputs_received"] == 3
@@ -231,7 +234,7 @@ def test_identical_inputs_are_sent_once_and_mrl_comes_from_the_same_call(
 
 def test_inputs_are_batched_to_the_provider_limits(openai_server: ProviderServer) -> None:
     engine = make_engine("openai", fast_config(openai_server, max_inputs=7))
-    done, failed = engine.resolve(points_of(*({"v": doc(f"text {i}")} for i in range(20))))
+    done, failed = resolve_points(engine, points_of(*({"v": doc(f"text {i}")} for i in range(20))))
     assert not failed and len(done) == 20
     sizes = sorted(len(r.body["input"]) for r in openai_server.requests)
     assert sizes == [6, 7, 7]
@@ -258,7 +261,7 @@ def test_429_500_and_timeouts_are_retried_honouring_retry_after(
     clock = FakeClock()
     config = fast_config(openai_server, timeout_s=0.3, max_retry_after_s=30)
     engine = make_engine("openai", config, clock)
-    done, failed = engine.resolve(points_of({"v": doc("patient")}))
+    done, failed = resolve_points(engine, points_of({"v": doc("patient")}))
     assert not failed and len(done) == 1
     assert clock.slept[0] == 7.0  # Retry-After, within the cap
     assert len(clock.slept) == 4
@@ -276,7 +279,7 @@ def test_a_rejected_input_is_isolated_by_splitting(openai_server: ProviderServer
     openai_server.faults = Faults(poison="POISON")
     engine = make_engine("openai", fast_config(openai_server))
     texts = [f"fine text {i}" for i in range(7)] + ["this one is POISON"]
-    done, failed = engine.resolve(points_of(*({"v": doc(t)} for t in texts)))
+    done, failed = resolve_points(engine, points_of(*({"v": doc(t)} for t in texts)))
     assert len(done) == 7 and len(failed) == 1
     assert failed[0].record.id == 7
     assert "openai rejected this input" in failed[0].message
@@ -286,7 +289,7 @@ def test_a_rejected_input_is_isolated_by_splitting(openai_server: ProviderServer
 def test_a_wrong_dimension_is_caught(openai_server: ProviderServer) -> None:
     with ProviderServer("openai", api_key=KEY, wrong_dim={"text-embedding-3-small": 100}) as bad:
         engine = make_engine("openai", fast_config(bad))
-        done, failed = engine.resolve(points_of({"v": doc("x", dimensions=256)}))
+        done, failed = resolve_points(engine, points_of({"v": doc("x", dimensions=256)}))
         assert not done and failed[0].error_type == "VectorSizeMismatch"
         assert "returned 100 dimensions where 256 are expected" in failed[0].message
 
@@ -298,7 +301,7 @@ def test_a_refused_key_fails_loudly_without_showing_the_key(
     with ProviderServer("openai", api_key=KEY, echo_key_in_errors=True) as server:
         engine = make_engine("openai", fast_config(server))
         with pytest.raises(AuthError) as err:
-            engine.resolve(points_of({"v": doc("x")}))
+            resolve_points(engine, points_of({"v": doc("x")}))
         assert SENTINEL not in str(err.value) and SENTINEL[:8] not in str(err.value)
         assert "OPENAI_API_KEY" in str(err.value)
 
@@ -307,7 +310,7 @@ def test_a_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     with ProviderServer("openai") as server:
         engine = make_engine("openai", fast_config(server))
         with pytest.raises(AuthError, match="OPENAI_API_KEY"):
-            engine.resolve(points_of({"v": doc("x")}))
+            resolve_points(engine, points_of({"v": doc("x")}))
 
 
 def test_redact_removes_echoed_prefixes() -> None:
@@ -321,8 +324,8 @@ def test_a_per_object_key_is_used_and_scrubbed_from_dead_letters() -> None:
         server.faults = Faults(poison="POISON")
         engine = make_engine("openai", fast_config(server))
         key = {"openai-api-key": SENTINEL}
-        done, failed = engine.resolve(
-            points_of({"v": doc("good", **key)}, {"v": doc("POISON", **key)})
+        done, failed = resolve_points(
+            engine, points_of({"v": doc("good", **key)}, {"v": doc("POISON", **key)})
         )
         assert len(done) == 1 and len(failed) == 1
         assert SENTINEL not in repr(failed[0]) and SENTINEL not in dead_letter_json(failed[0])

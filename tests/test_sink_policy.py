@@ -7,14 +7,14 @@ import random
 import pytest
 
 from qdrant_beam.connectors import AimdWindow, FakeClock, RetryPolicy
-from qdrant_beam.connectors.retry import is_throttle, retry_cause
-from qdrant_beam.transforms.errors import (
+from qdrant_beam.io.errors import (
     InvalidRecord,
     RateLimited,
     SpecError,
     Timeout,
     Unavailable,
 )
+from qdrant_beam.io.retry import is_throttle, retry_cause
 
 
 def test_backoff_is_exponential_and_capped_without_jitter() -> None:

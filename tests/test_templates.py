@@ -28,8 +28,8 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
+from qdrant_beam.io.errors import SpecError
 from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions
-from qdrant_beam.transforms.errors import SpecError
 from qdrant_beam.transforms.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

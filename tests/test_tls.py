@@ -9,7 +9,7 @@ import pytest
 import qdrant_client
 
 from qdrant_beam.connectors.target import QdrantTarget
-from qdrant_beam.connectors.tls import httpx_verify, shared_tls_context
+from qdrant_beam.io.tls import httpx_verify, shared_tls_context
 
 
 def test_plain_http_needs_no_tls_context() -> None:

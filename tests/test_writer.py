@@ -14,7 +14,7 @@ from qdrant_beam.connectors import CollectionSchema, DenseVector, FakeClock, Ret
 from qdrant_beam.connectors.collection import SparseVector
 from qdrant_beam.connectors.qdrant_errors import RejectedPoints, translate_errors
 from qdrant_beam.connectors.writer import QdrantPointWriter, RetryingWriter
-from qdrant_beam.transforms.errors import AuthError, RateLimited, Timeout, Unavailable
+from qdrant_beam.io.errors import AuthError, RateLimited, Timeout, Unavailable
 
 SCHEMA = CollectionSchema(
     "docs", {"dense": DenseVector(4), "small": DenseVector(2)}, {"sparse": SparseVector("idf")}

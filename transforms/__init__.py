@@ -1,10 +1,6 @@
 """Records to vectors: the spec, RecordsToPoints, ResolveInference and EmbedPoints."""
 
-from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
-from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
-from qdrant_beam.transforms.embed_points import EmbedPoints
-from qdrant_beam.transforms.engine import METRICS_NAMESPACE
-from qdrant_beam.transforms.errors import (
+from qdrant_beam.io.errors import (
     InvalidImage,
     InvalidRecord,
     ModelNotFound,
@@ -13,10 +9,15 @@ from qdrant_beam.transforms.errors import (
     SpecError,
     TransientError,
 )
+from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
+from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
+from qdrant_beam.transforms.embed_points import EmbedPoints
 from qdrant_beam.transforms.images import ImageLimits
+from qdrant_beam.transforms.metrics import METRICS_NAMESPACE
 from qdrant_beam.transforms.outputs import InferenceOutputs
+from qdrant_beam.transforms.prepare import FromHashedRecords, FromPoints, FromRecords, Preparation
 from qdrant_beam.transforms.records_to_points import RecordsToPoints
-from qdrant_beam.transforms.resolve import ResolveInference
+from qdrant_beam.transforms.resolve import InferenceConfig, ResolveInference
 from qdrant_beam.transforms.spec import PayloadSpec, PointsSpec, VectorSpec, load_spec
 
 __all__ = [
@@ -24,7 +25,11 @@ __all__ = [
     "METRICS_NAMESPACE",
     "EmbedPoints",
     "FailedRecord",
+    "FromHashedRecords",
+    "FromPoints",
+    "FromRecords",
     "ImageLimits",
+    "InferenceConfig",
     "InferenceOutputs",
     "InvalidImage",
     "InvalidRecord",
@@ -34,6 +39,7 @@ __all__ = [
     "PayloadSpec",
     "PermanentError",
     "PointsSpec",
+    "Preparation",
     "QdrantBeamError",
     "RecordsToPoints",
     "ResolveInference",

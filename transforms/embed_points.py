@@ -1,8 +1,9 @@
-"""``EmbedPoints(spec)`` = ``RecordsToPoints(spec) | ResolveInference.from_spec(spec)``.
+"""``EmbedPoints(spec)``: records in, points with plain vectors out, in one step.
 
-With batch dedup and local inference (the defaults), the two run as one step: records are
-batched and each batch is mapped and resolved together (``resolve.MapResolveDoFn``). The
-points, dead letters and metrics are those of the two transforms in sequence.
+The same as ``RecordsToPoints(spec) | ResolveInference.from_spec(spec)`` (the same points,
+dead letters and metrics), but records are batched and each batch is mapped and resolved
+together, so dict records, not pydantic points, cross the batching hop, and each point is
+built once, with its vectors.
 
 Usage::
 
@@ -16,6 +17,7 @@ from typing import Any
 from apache_beam.pvalue import PCollection
 
 from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
+from qdrant_beam.transforms.prepare import FromRecords
 from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec
 
@@ -27,8 +29,9 @@ class EmbedPoints(AnnotatedTransform):
 
     def __init__(self, spec: PointsSpec, **resolve_kwargs: Any) -> None:
         super().__init__()
-        self._spec = spec
-        self._resolve = ResolveInference.from_spec(spec, **resolve_kwargs)
+        self._resolve = ResolveInference.from_spec(
+            spec, prepare=FromRecords(spec), **resolve_kwargs
+        )
 
     def expand(self, pcoll: PCollection) -> InferenceOutputs:
-        return self._resolve.expand_records(pcoll, self._spec)
+        return pcoll | "ResolveInference" >> self._resolve

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from qdrant_beam.connectors.tls import shared_tls_context
-from qdrant_beam.transforms.errors import InvalidImage
+from qdrant_beam.io.errors import InvalidImage
+from qdrant_beam.io.tls import shared_tls_context
 
 __all__ = ["ImageLimits", "ImageReader", "decode_image"]
 

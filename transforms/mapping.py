@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 from qdrant_client import models
 
+from qdrant_beam.io.errors import InvalidRecord
 from qdrant_beam.transforms.backends.registry import InputKind
 from qdrant_beam.transforms.construct import construct
-from qdrant_beam.transforms.errors import InvalidRecord
 from qdrant_beam.transforms.spec import PointsSpec
 from qdrant_beam.transforms.templates import Template, as_text
 
@@ -108,20 +108,27 @@ def jsonable(value: Any, field: str) -> Any:
 
 
 #: (vector name, input kind, text or image value, model, options or None): one vector's input
-VectorInput = tuple[str, InputKind, Any, str, Mapping[str, Any] | None]
+VectorInput = tuple[Any, InputKind, Any, str, Mapping[str, Any] | None]
 
 
 class MappedRecord(NamedTuple):
-    """A mapped record before it is a ``PointStruct``: the fused map-and-embed step parses
-    the inputs directly and builds each point once, with its vectors (no ``Document`` and
-    no intermediate point per record)."""
+    """What inference works on: a point's id, its inputs to embed, and its payload.
 
-    id: int | str
+    Made from a record by ``RecordMapper`` (each point is then built once, with its vectors:
+    no ``Document`` and no intermediate point per record), or from a ``PointStruct`` whose
+    vectors are inference objects (``point`` keeps it: its plain vectors stay, and a dead
+    letter carries it as it came). An input named ``None`` is a point's unnamed vector.
+    """
+
+    id: int | str | uuid.UUID
     inputs: list[VectorInput]
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None
+    point: models.PointStruct | None = None
 
     def to_point(self) -> models.PointStruct:
         """The point with inference objects, as ``RecordsToPoints`` emits it."""
+        if self.point is not None:
+            return self.point
         vectors: dict[str, Any] = {}
         for name, kind, value, model, options in self.inputs:
             copied = dict(options) if options else None  # each point owns its options

@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from qdrant_beam.io.errors import UnsupportedOption
+from qdrant_beam.transforms.backends.providers import provider_for
 from qdrant_beam.transforms.backends.registry import Family, ModelInfo, VectorKind
-from qdrant_beam.transforms.errors import UnsupportedOption
 
 __all__ = [
     "MRL",
@@ -112,12 +113,7 @@ def split_options(info: ModelInfo, options: Mapping[str, Any] | None) -> SplitOp
     return SplitOptions(tuple(sorted(load.items())), is_query, mrl)
 
 
-_COHERE_INPUT_TYPES = {"classification", "clustering", "image"}
-
-
 def _split_remote(info: ModelInfo, options: dict[str, Any]) -> SplitOptions:
-    from qdrant_beam.transforms.backends.providers import provider_for
-
     provider = provider_for(info.name)
     assert provider is not None  # describe_model routed it here
     load: dict[str, Any] = {}
@@ -134,7 +130,7 @@ def _split_remote(info: ModelInfo, options: dict[str, Any]) -> SplitOptions:
         elif key == INPUT_TYPE:
             if value in _QUERY_TYPES:
                 is_query = True
-            elif provider.name == "cohere" and value in _COHERE_INPUT_TYPES:
+            elif value in provider.passthrough_input_types:
                 load[key] = value
             elif value not in _PASSAGE_TYPES:
                 raise UnsupportedOption(

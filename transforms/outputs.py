@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.pvalue import PCollection
+from apache_beam.pvalue import PCollection, TaggedOutput
 from apache_beam.typehints.decorators import get_type_hints
+from apache_beam.utils.windowed_value import WindowedValue
 
-__all__ = ["AnnotatedTransform", "InferenceOutputs"]
+__all__ = ["AnnotatedTransform", "InferenceOutputs", "windowed"]
 
 
 class AnnotatedTransform(beam.PTransform):
@@ -31,3 +32,12 @@ class InferenceOutputs(NamedTuple):
 
     points: PCollection
     dead_letters: PCollection
+
+
+def windowed(value: Any, window: Any, timestamp: Any) -> Any:
+    """A result in the window of the input it came from: work done on another thread may
+    finish in a later call, or in ``finish_bundle``, where Beam needs it windowed explicitly.
+    A ``TaggedOutput`` keeps its tag."""
+    if isinstance(value, TaggedOutput):
+        return TaggedOutput(value.tag, WindowedValue(value.value, timestamp, (window,)))
+    return WindowedValue(value, timestamp, (window,))

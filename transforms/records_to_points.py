@@ -14,15 +14,14 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PCollection
 
+from qdrant_beam.io.errors import QdrantBeamError
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
-from qdrant_beam.transforms.errors import QdrantBeamError
-from qdrant_beam.transforms.mapping import MappedRecord, RecordMapper
+from qdrant_beam.transforms.mapping import RecordMapper
 from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
+from qdrant_beam.transforms.prepare import MAP_NAMESPACE
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["RecordsToPoints"]
-
-_NAMESPACE = "qdrant_beam.map"
 
 
 class MapDoFn(beam.DoFn):
@@ -30,8 +29,8 @@ class MapDoFn(beam.DoFn):
 
     def __init__(self, spec: PointsSpec) -> None:
         self._spec = spec
-        self._mapped = Metrics.counter(_NAMESPACE, "records_mapped")
-        self._dead = Metrics.counter(_NAMESPACE, "dead_letters")
+        self._mapped = Metrics.counter(MAP_NAMESPACE, "records_mapped")
+        self._dead = Metrics.counter(MAP_NAMESPACE, "dead_letters")
 
     def setup(self) -> None:
         self._mapper = RecordMapper(self._spec)
@@ -47,23 +46,6 @@ class MapDoFn(beam.DoFn):
             return
         self._mapped.inc()
         yield point
-
-    def map_batch(self, records: list[Any]) -> tuple[list[MappedRecord], list[FailedRecord]]:
-        """``process`` over a batch, counted once, for the fused map-and-embed step: the
-        mapped records (not yet points) and the dead letters."""
-        points: list[MappedRecord] = []
-        failed: list[FailedRecord] = []
-        map_record = self._mapper.map
-        for record in records:
-            try:
-                points.append(map_record(record))
-            except QdrantBeamError as exc:
-                failed.append(FailedRecord.from_exception(record, Stage.MAP, exc))
-        if points:
-            self._mapped.inc(len(points))
-        if failed:
-            self._dead.inc(len(failed))
-        return points, failed
 
 
 class RecordsToPoints(AnnotatedTransform):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
+from qdrant_beam.io.errors import InvalidImage, InvalidRecord, PermanentError
 from qdrant_beam.transforms.backends.registry import (
     InputKind,
     ModelInfo,
@@ -21,7 +22,6 @@ from qdrant_beam.transforms.backends.registry import (
     default_input_kind,
 )
 from qdrant_beam.transforms.catalog import ModelCatalog
-from qdrant_beam.transforms.errors import InvalidImage, InvalidRecord, PermanentError
 from qdrant_beam.transforms.options import canonical_json, split_options
 
 __all__ = [

@@ -25,14 +25,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from qdrant_beam.io.errors import QdrantBeamError, SpecError
 from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 from qdrant_beam.transforms.backends.registry import Family, InputKind, ModelInfo, VectorKind
 from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
-from qdrant_beam.transforms.errors import QdrantBeamError, SpecError
 from qdrant_beam.transforms.options import SplitOptions, split_options
 from qdrant_beam.transforms.templates import Template
 
-__all__ = ["LocalModel", "PayloadSpec", "PointsSpec", "VectorSpec", "load_spec"]
+__all__ = ["LocalModel", "PayloadSpec", "PointsSpec", "VectorSpec", "load_spec", "problems"]
 
 #: Default namespace of UUIDv5 point ids; change it with ``id_namespace``.
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-6d55-5b8e-9a4e-2f2b8a7a0b5e")
@@ -221,9 +221,14 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any]) -> PointsSpec:
     try:
         return PointsSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{loc}: {msg}" if loc else msg)
-        raise SpecError(f"invalid spec {origin}:\n  " + "\n  ".join(problems)) from None
+        raise SpecError(f"invalid spec {origin}:\n  " + "\n  ".join(problems(exc))) from None
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """A pydantic error as ``field.path: message`` lines, one per problem."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        out.append(f"{loc}: {msg}" if loc else msg)
+    return out

@@ -14,7 +14,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from qdrant_beam.transforms.errors import InvalidRecord, SpecError
+from qdrant_beam.io.errors import InvalidRecord, SpecError
 
 __all__ = ["MISSING", "Template", "as_text"]
 

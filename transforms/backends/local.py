@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from qdrant_beam.io.errors import ModelNotFound, SpecError
 from qdrant_beam.transforms.backends.registry import Family, ModelInfo
-from qdrant_beam.transforms.errors import ModelNotFound, SpecError
 
 __all__ = ["LocalEmbedder", "TokenMeter", "bundled_bm25_dir", "find_model_dir"]
 

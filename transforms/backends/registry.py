@@ -1,7 +1,7 @@
 """Route a model name to a backend and describe the model without loading any weights.
 
-Routing follows Qdrant's Inference API, case-insensitively: ``openai/``, ``cohere/``,
-``jinaai/`` and ``openrouter/`` go to remote providers, everything else to a local
+Routing follows Qdrant's Inference API, case-insensitively: a provider prefix (the one routing
+table, ``providers.PROVIDERS``) goes to that remote provider, everything else to a local
 fastembed model (``qdrant/bm25`` is fastembed's Bm25). An explicit local folder for a
 name overrides the provider prefix. The model's vector kind and size come from fastembed's
 own model lists, or from the spec for custom models.
@@ -14,11 +14,11 @@ import enum
 import functools
 from collections.abc import Mapping
 
-from qdrant_beam.transforms.errors import SpecError
+from qdrant_beam.io.errors import SpecError
+from qdrant_beam.transforms.backends.providers import PROVIDERS, Provider, provider_for
 
 __all__ = [
     "BM25_MODEL",
-    "REMOTE_PROVIDERS",
     "Family",
     "InputKind",
     "ModelInfo",
@@ -26,11 +26,9 @@ __all__ = [
     "default_input_kind",
     "describe_model",
     "known_local_models",
-    "remote_provider",
 ]
 
 BM25_MODEL = "Qdrant/bm25"
-REMOTE_PROVIDERS = ("openai/", "cohere/", "jinaai/", "openrouter/")
 
 
 class VectorKind(str, enum.Enum):
@@ -133,11 +131,6 @@ def default_input_kind(name: str, *, prefer_image: bool = False) -> InputKind:
     return InputKind.IMAGE if prefer_image else InputKind.TEXT
 
 
-def remote_provider(name: str) -> str | None:
-    lower = name.lower()
-    return next((p.rstrip("/") for p in REMOTE_PROVIDERS if lower.startswith(p)), None)
-
-
 def describe_model(
     name: str,
     input_kind: InputKind,
@@ -157,8 +150,9 @@ def describe_model(
         declared_dim: the size the spec declares (overrides fastembed's list for custom folders).
         has_local_folder: the spec maps the name to a local folder, which beats provider routing.
     """
-    if remote_provider(name) and not has_local_folder:
-        return _describe_remote(name, input_kind, declared_kind, declared_dim)
+    provider = provider_for(name)
+    if provider is not None and not has_local_folder:
+        return _describe_remote(provider, name, input_kind, declared_kind, declared_dim)
     table = known_local_models()
     lookup = name.lower()
     if input_kind is InputKind.IMAGE and f"{lookup}#image" in table:
@@ -190,7 +184,8 @@ def describe_model(
         raise SpecError(
             f"unknown model {name!r}: it is not one of fastembed's models "
             f"(see fastembed's TextEmbedding.list_supported_models()), not 'qdrant/bm25', and has "
-            f"no provider prefix ({', '.join(REMOTE_PROVIDERS)}). For a custom ONNX model, "
+            f"no provider prefix ({', '.join(p + '/' for p in PROVIDERS)}). For a custom ONNX "
+            f"model, "
             f"declare it under `models:` with `path`, `kind` and `dim`"
         )
     if not has_local_folder:
@@ -216,12 +211,12 @@ def describe_model(
 
 
 def _describe_remote(
-    name: str, input_kind: InputKind, declared_kind: VectorKind | None, declared_dim: int | None
+    provider: Provider,
+    name: str,
+    input_kind: InputKind,
+    declared_kind: VectorKind | None,
+    declared_dim: int | None,
 ) -> ModelInfo:
-    from qdrant_beam.transforms.backends.providers import provider_for
-
-    provider = provider_for(name)
-    assert provider is not None  # remote_provider() matched its prefix
     if input_kind is InputKind.IMAGE and not provider.takes_images(name):
         takes = sorted(provider.image_models)
         raise SpecError(

@@ -2,9 +2,9 @@
 requests in flight, retries with backoff, and isolation of bad inputs by splitting.
 
 One ``RemoteClient`` per provider endpoint and API key per worker process, shared by every
-DoFn thread, so the in-flight window is the worker's, not a thread's. The retry policy, the
-AIMD window and the clock are the sink's own (``connectors``): the same rules for Qdrant and
-for the providers.
+DoFn thread, so the in-flight window is the worker's, not a thread's. The retry loop, the
+limiter and the clock are the package's own (``qdrant_beam.io``): the same rules for Qdrant
+and for the providers. What differs between providers is the ``Provider``'s business.
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from qdrant_beam.connectors.clock import Clock, SystemClock
-from qdrant_beam.connectors.retry import RetryPolicy, is_throttle, retry_cause
-from qdrant_beam.connectors.tls import httpx_verify
-from qdrant_beam.connectors.window import AimdWindow
-from qdrant_beam.transforms.backends.providers import Provider, ProviderConfig, RemoteInput
-from qdrant_beam.transforms.errors import (
+from qdrant_beam.io.clock import Clock
+from qdrant_beam.io.errors import (
     AuthError,
     PermanentError,
     QdrantBeamError,
@@ -39,30 +35,20 @@ from qdrant_beam.transforms.errors import (
     Unavailable,
     VectorSizeMismatch,
 )
+from qdrant_beam.io.limiter import Limiter
+from qdrant_beam.io.retry import Retrying, retry_cause
+from qdrant_beam.io.tls import httpx_verify
+from qdrant_beam.transforms.backends.providers import Provider, ProviderConfig, RemoteInput
 
-__all__ = [
-    "CallStats",
-    "RemoteClient",
-    "parse_reset",
-    "redact",
-]
+__all__ = ["CallStats", "RemoteClient", "parse_reset", "redact"]
 
 REDACTED = "<redacted>"
+_MS_PER_S = 1000
 _SPLIT_STATUSES = {400, 413, 422}
 _AUTH_STATUSES = {401, 403}
 _TRANSIENT_STATUSES = {408, 409, 425, 429}
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|h|m|s)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def retry_policy(config: ProviderConfig) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=config.max_attempts,
-        initial_backoff_s=config.initial_backoff_s,
-        max_backoff_s=config.max_backoff_s,
-        max_retry_after_s=config.max_retry_after_s,
-        deadline_s=config.deadline_s,
-    )
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -98,7 +84,7 @@ def parse_reset(value: str | None) -> float | None:
 def _retry_after(headers: httpx.Headers) -> float | None:
     if "retry-after-ms" in headers:
         try:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+            return max(0.0, float(headers["retry-after-ms"]) / _MS_PER_S)
         except ValueError:
             pass
     waits = [
@@ -131,9 +117,9 @@ class CallStats:
             for name, value in deltas.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def retried(self, cause: str, waited_s: float) -> None:
+    def retried(self, error: QdrantBeamError, waited_s: float) -> None:
         with self._lock:
-            self.retries[cause] += 1
+            self.retries[retry_cause(error)] += 1
             self.throttled_s += waited_s
 
     def latency(self, ms: int) -> None:
@@ -160,39 +146,26 @@ class RemoteClient:
         self.provider = provider
         self._config = config
         self._key = api_key
-        self._policy = retry_policy(config)
-        self._clock = clock or SystemClock()
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
+        self.limiter = Limiter(config.concurrency)
+        self._retrying = Retrying(config.retry, clock=clock, rng=rng)
         base_url = (config.base_url or provider.default_base_url).rstrip("/")
-        self._encoding = config.encoding or ("float" if config.base_url else "base64")
+        encoding = config.encoding or ("float" if config.base_url else "base64")
+        self._encoding_options = provider.encoding_options(encoding)
+        maximum = config.concurrency.maximum
         self._http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
             headers={**config.headers, **provider.headers(api_key)},
-            limits=httpx.Limits(
-                max_connections=config.max_concurrency,
-                max_keepalive_connections=config.max_concurrency,
-            ),
+            limits=httpx.Limits(max_connections=maximum, max_keepalive_connections=maximum),
             transport=transport,
             verify=httpx_verify(base_url),
         )
-        initial = min(config.initial_concurrency, config.max_concurrency)
-        self._window = AimdWindow(minimum=1, initial=initial, maximum=config.max_concurrency)
-        self._cond = threading.Condition()
-        self._in_flight = 0
-        self.max_in_flight_seen = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=config.max_concurrency * 2,
-            thread_name_prefix=f"qdrant-beam-{provider.name}",
+            max_workers=maximum * 2, thread_name_prefix=f"qdrant-beam-{provider.name}"
         )
 
     def __repr__(self) -> str:  # never the key
         return f"RemoteClient({self.provider.name}, {self._http.base_url})"
-
-    @property
-    def window_size(self) -> int:
-        return self._window.size
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -244,11 +217,7 @@ class RemoteClient:
                 f"{self._config.api_key_env or self.provider.env_key} on the workers, or the "
                 f"option {self.provider.option_key!r} on the inference objects"
             )
-        call_options = dict(options)
-        if self.provider.name in ("openai", "openrouter"):
-            call_options.setdefault("encoding_format", self._encoding)
-        elif self.provider.name == "jinaai":
-            call_options.setdefault("embedding_type", self._encoding)
+        call_options = {**self._encoding_options, **options}
         outcomes: list[Outcome] = [None] * len(inputs)
         chunks = self.chunks(inputs)
         futures = [
@@ -278,8 +247,11 @@ class RemoteClient:
         stats: CallStats,
     ) -> list[Outcome]:
         """Send one request with retries; split it when the provider rejects an input."""
+        body = self.provider.build(model, inputs, options, is_query)
         try:
-            vectors = self._send_with_retries(model, inputs, options, is_query, stats)
+            vectors = self._retrying.call(
+                lambda: self._send_once(body, len(inputs), stats), on_retry=stats.retried
+            )
         except _Rejected as rejected:
             if len(inputs) == 1:
                 return [PermanentError(f"{self.provider.name} rejected this input: {rejected}")]
@@ -288,8 +260,12 @@ class RemoteClient:
             return self._embed_chunk(
                 model, inputs[:half], options, is_query, expected_dim, stats
             ) + self._embed_chunk(model, inputs[half:], options, is_query, expected_dim, stats)
-        except TransientError as exc:
-            return [exc] * len(inputs)  # retries exhausted: dead letters, with the cause
+        except TransientError as exc:  # retries exhausted: dead letters, with the cause
+            attempts = getattr(exc, "attempts", 1)
+            error = TransientError(
+                f"{self.provider.name} still failing after {attempts} attempts: {exc}"
+            )
+            return [error] * len(inputs)
         except PermanentError as exc:
             if isinstance(exc, AuthError):
                 raise
@@ -305,81 +281,30 @@ class RemoteClient:
             )
         return vector
 
-    def _send_with_retries(
-        self,
-        model: str,
-        inputs: list[RemoteInput],
-        options: Mapping[str, Any],
-        is_query: bool,
-        stats: CallStats,
-    ) -> list[np.ndarray]:
-        body = self.provider.build(model, inputs, options, is_query)
-        started = self._clock.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._send_once(body, len(inputs), stats)
-            except TransientError as exc:
-                with self._rng_lock:
-                    wait = self._policy.next_wait_s(
-                        attempt, exc, self._clock.monotonic() - started, self._rng
-                    )
-                if wait is None:
-                    raise TransientError(
-                        f"{self.provider.name} still failing after {attempt} attempts: {exc}"
-                    ) from None
-                stats.retried(retry_cause(exc), wait)
-                self._clock.sleep(wait)
-
-    def _acquire(self) -> None:
-        with self._cond:
-            while self._in_flight >= self._window.size:
-                self._cond.wait()
-            self._in_flight += 1
-            self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
-
-    def _release(self, outcome: BaseException | None) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            if outcome is None:
-                self._window.on_success()
-            elif is_throttle(outcome):
-                self._window.on_throttle()
-            self._cond.notify_all()
-
     def _send_once(self, body: dict[str, Any], n: int, stats: CallStats) -> list[np.ndarray]:
-        self._acquire()
-        error: BaseException | None = None
-        started = time.perf_counter()
-        try:
+        """One request in a slot of the window; its outcome grows or shrinks the window."""
+        name = self.provider.name
+        with self.limiter.slot():
             stats.add(requests=1, inputs_sent=n)
+            started = time.perf_counter()
             try:
                 response = self._http.post(self.provider.path, json=body)
             except httpx.TimeoutException:
-                raise Timeout(f"{self.provider.name} request timed out") from None
+                raise Timeout(f"{name} request timed out") from None
             except httpx.TransportError as exc:
-                raise Unavailable(
-                    f"{self.provider.name} connection failed: {type(exc).__name__}"
-                ) from None
-            stats.latency(int((time.perf_counter() - started) * 1000))
+                raise Unavailable(f"{name} connection failed: {type(exc).__name__}") from None
+            stats.latency(int((time.perf_counter() - started) * _MS_PER_S))
             self._raise_for_status(response)
             try:
                 payload = response.json()
             except ValueError:
                 raise Unavailable(
-                    f"{self.provider.name} answered {response.status_code} with a body that is "
-                    f"not JSON",
+                    f"{name} answered {response.status_code} with a body that is not JSON",
                     response.status_code,
                 ) from None
             vectors, tokens = self.provider.parse(payload, n)
             stats.add(tokens=tokens)
             return vectors
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._release(error)
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code
