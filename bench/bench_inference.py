@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not (args.model_dir / "model.onnx").is_file():
-        from qdrant_beam.pipelines.minilm import assemble_minilm
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+        from minilm import assemble_minilm
 
         assemble_minilm(args.model_dir)
     n = args.n

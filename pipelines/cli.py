@@ -176,7 +176,5 @@ def _main(argv: list[str]) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    from qdrant_beam.console import run
-
-    run()
+if __name__ == "__main__":  # the qdrant-beam script (qdrant_beam.console) also tunes start-up
+    sys.exit(main())

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastembed import TextEmbedding
-
-from qdrant_beam.pipelines.minilm import assemble_minilm
+from minilm import assemble_minilm
 
 REFERENCE = {
     "Qdrant is a vector database.": [-0.04477, -0.03186, -0.10745, -0.02262, -0.07392],

@@ -384,7 +384,7 @@ def test_dockerfile_is_launcher_and_worker_image() -> None:
         "COPY",
         "templates/dataflow/main.py templates/dataflow/with_secrets.py /template/",
     ) in instructions
-    assert "python -m qdrant_beam.pipelines.minilm /models/all-MiniLM-L6-v2" in text
+    assert "python /src/qdrant-beam/tools/minilm.py /models/all-MiniLM-L6-v2" in text
     cloudbuild = yaml.safe_load((DATAFLOW / "cloudbuild.yaml").read_text(encoding="utf-8"))
     assert "--file=templates/dataflow/Dockerfile" in cloudbuild["steps"][0]["args"]
 

