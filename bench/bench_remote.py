@@ -1,6 +1,6 @@
 """Remote provider throughput: our pipeline against a naive loop, same server, same run.
 
-The server is the OpenAI-format emulator of ``tests/provider_servers.py`` in its own process,
+The server is the OpenAI-format fake of ``tests/fakes/providers.py`` in its own process,
 answering after ``--latency`` seconds per request. The corpus is ``--n`` texts of which
 ``--dup`` are repeats of earlier ones. The naive loop sends one request per 100 inputs, one at
 a time, duplicates included, as a script calling the API directly would. Ours is
@@ -38,7 +38,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from provider_servers import spawn_server  # noqa: E402
+from fakes.providers import spawn_server  # noqa: E402
 
 from qdrant_beam.pipelines.readers import ReadRecords  # noqa: E402
 from qdrant_beam.transforms import EmbedPoints, load_spec  # noqa: E402

@@ -1,7 +1,7 @@
 """Sink benchmarks: WriteToQdrant against Beam's Qdrant sink and qdrant-client's upload_points.
 
 All contenders are measured side by side in one run (the machines are noisy), against the REST
-test server (``tests/qdrant_server.py``) in its own process, with ``--latency-ms`` added to every
+test server (``tests/fakes/qdrant.py``) in its own process, with ``--latency-ms`` added to every
 upsert, writing ``--n`` points of two dense vectors (384-d, 64-d) and one sparse vector (20
 non-zeros) in batches of 64. Run: ``python bench/bench_sink.py [--n 20000] [--json PATH]``.
 
@@ -146,7 +146,7 @@ class _Generate(beam.DoFn):
 def serve(args: argparse.Namespace) -> int:
     """``--serve``: the test server with latency and faults; stdin ``stats`` -> a JSON line."""
     sys.path.insert(0, str(REPO / "tests"))
-    from qdrant_server import Faults, QdrantTestServer
+    from fakes.qdrant import Faults, QdrantTestServer
 
     statuses = [503] * round(args.error_503 * 100) + [429] * round(args.error_429 * 100)
     faults = Faults(

@@ -5,17 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qdrant_beam.pipelines.cli import main
 from qdrant_beam.transforms import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SPECS = sorted(EXAMPLES.glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_example_specs_are_found() -> None:
+    # with no files, the parametrized test below would be skipped, not failed
+    assert "articles.yaml" in [p.name for p in SPECS], EXAMPLES
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_example_specs_validate(path: Path) -> None:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     spec = load_spec(path)
-    assert spec.vectors
+    assert spec.collection == raw["collection"]
+    assert list(spec.vectors) == list(raw["vectors"])  # every vector of the file, in order
 
 
 def test_cli_validate_lists_vectors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import free_port
+from fakes.providers import ProviderServer
 from model_factory import TINY_TEXT_MODEL_NAME
-from provider_servers import ProviderServer
 
 SCRIPT = Path(sys.executable).with_name("qdrant-beam")
 

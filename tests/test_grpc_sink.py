@@ -1,6 +1,6 @@
 """WriteToQdrant over gRPC (``QdrantTarget(prefer_grpc=True)``) against a loopback gRPC server.
 
-tests/qdrant_grpc_server.py serves Qdrant's gRPC API from qdrant-client's generated stubs and
+tests/fakes/qdrant_grpc.py serves Qdrant's gRPC API from qdrant-client's generated stubs and
 shares the REST test server's local-mode client, so what the sink writes over gRPC can be read
 back over either protocol.
 """
@@ -16,9 +16,9 @@ import grpc
 import numpy as np
 import pytest
 from conftest import counter, run_collect
+from fakes.qdrant import QdrantTestServer
+from fakes.qdrant_grpc import GrpcFault, QdrantGrpcTestServer
 from qdrant_client import models
-from qdrant_grpc_server import GrpcFault, QdrantGrpcTestServer
-from qdrant_server import QdrantTestServer
 
 from qdrant_beam.connectors import (
     METRICS_NAMESPACE,

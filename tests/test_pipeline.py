@@ -157,7 +157,10 @@ def test_resolve_inference_takes_points_built_for_server_side_inference(
 
 def test_records_to_points_alone(spec: PointsSpec) -> None:
     out, _ = run_collect(lambda p: p | beam.Create(records(3)) | RecordsToPoints(spec))
-    assert all(isinstance(p.vector["dense"], models.Document) for p in out["points"])
+    points = sorted(out["points"], key=lambda p: p.id)
+    assert [p.id for p in points] == [0, 1, 2]  # all() below must not pass on no points
+    assert all(isinstance(p.vector["dense"], models.Document) for p in points)
+    assert points[1].vector["dense"].text == "{title}. {body}".format(**records(3)[1])
 
 
 def test_a_missing_model_fails_before_the_pipeline_runs(tmp_path: Any) -> None:

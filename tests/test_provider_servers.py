@@ -1,19 +1,27 @@
-"""The embedding-provider emulators, driven with httpx: shapes, validation, faults and stats."""
+"""The embedding-provider fakes, driven with httpx: shapes, validation, faults and stats.
+
+Answers, validation and stats go through ``server.transport()`` (the same handler, in process,
+no socket); timeouts, resets, concurrency, the harness paths and the own process use real
+sockets.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-from provider_servers import (
+from fakes.providers import (
     FLAVORS,
     Faults,
     ProviderServer,
@@ -22,6 +30,7 @@ from provider_servers import (
     model_dim,
     spawn_server,
 )
+from PIL import Image
 
 KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -58,21 +67,27 @@ def _vectors(flavor: str, doc: dict[str, Any], fmt: str = "float") -> list[list[
 
 
 @pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[ProviderServer]:
-    flavor = getattr(request, "param", "openai")
-    with ProviderServer(flavor, api_key=KEY) as srv:
-        yield srv
+def server(request: pytest.FixtureRequest) -> ProviderServer:
+    """Not started: ``_post`` reaches it through its in-process transport."""
+    return ProviderServer(getattr(request, "param", "openai"), api_key=KEY)
 
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
+    """For the tests that go over real sockets."""
     with httpx.Client(timeout=5) as client:
         yield client
 
 
-def _post(http: httpx.Client, server: ProviderServer, body: Any, **kwargs: Any) -> httpx.Response:
+def _client(server: ProviderServer) -> httpx.Client:
+    return httpx.Client(transport=server.transport(), timeout=5)
+
+
+def _post(server: ProviderServer, body: Any, **kwargs: Any) -> httpx.Response:
+    """POST to the server's endpoint in process (no socket), with the key unless told."""
     kwargs.setdefault("headers", AUTH)
-    return http.post(server.endpoint, json=body, **kwargs)
+    with _client(server) as client:
+        return client.post(server.endpoint, json=body, **kwargs)
 
 
 # --- one valid request per flavor ----------------------------------------------------------------
@@ -94,8 +109,8 @@ def test_base_urls() -> None:
 
 
 @pytest.mark.parametrize("server", ["openai"], indirect=True)
-def test_openai_answer(server: ProviderServer, http: httpx.Client) -> None:
-    r = _post(http, server, {**BODIES["openai"], "user": "u1", "encoding_format": "float"})
+def test_openai_answer(server: ProviderServer) -> None:
+    r = _post(server, {**BODIES["openai"], "user": "u1", "encoding_format": "float"})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
     doc = r.json()
@@ -112,20 +127,20 @@ def test_openai_answer(server: ProviderServer, http: httpx.Client) -> None:
         assert item["embedding"] == expected_vector("openai", "text-embedding-3-small", text)
         assert np.linalg.norm(item["embedding"]) == pytest.approx(1.0, abs=1e-6)
     # a single string and token arrays are inputs too
-    r = _post(http, server, {"model": "text-embedding-3-small", "input": "alpha beta"})
+    r = _post(server, {"model": "text-embedding-3-small", "input": "alpha beta"})
     assert _vectors("openai", r.json()) == [
         expected_vector("openai", "text-embedding-3-small", "alpha beta")
     ]
-    r = _post(http, server, {"model": "text-embedding-3-small", "input": [[1, 2, 3], [4]]})
+    r = _post(server, {"model": "text-embedding-3-small", "input": [[1, 2, 3], [4]]})
     assert r.status_code == 200
     assert r.json()["usage"]["prompt_tokens"] == 4
     assert server.requests[-1].inputs == ["tokens:1,2,3", "tokens:4"]
 
 
 @pytest.mark.parametrize("server", ["openrouter"], indirect=True)
-def test_openrouter_answer(server: ProviderServer, http: httpx.Client) -> None:
+def test_openrouter_answer(server: ProviderServer) -> None:
     body = {**BODIES["openrouter"], "provider": {"order": ["openai"]}}
-    r = _post(http, server, body)
+    r = _post(server, body)
     assert r.status_code == 200
     doc = r.json()
     assert set(doc) == {"id", "object", "data", "model", "usage"}
@@ -142,7 +157,7 @@ def test_openrouter_answer(server: ProviderServer, http: httpx.Client) -> None:
         expected_vector("openrouter", model, "alpha beta"),
         expected_vector("openrouter", model, "gamma"),
     ]
-    r = _post(http, server, {"model": "text-embedding-3-small", "input": "x"})
+    r = _post(server, {"model": "text-embedding-3-small", "input": "x"})
     assert r.status_code == 400
     assert r.json() == {
         "error": {"code": 400, "message": "text-embedding-3-small is not a valid model ID"}
@@ -150,8 +165,8 @@ def test_openrouter_answer(server: ProviderServer, http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("server", ["cohere"], indirect=True)
-def test_cohere_answer(server: ProviderServer, http: httpx.Client) -> None:
-    r = _post(http, server, {**BODIES["cohere"], "truncate": "END", "embedding_types": ["float"]})
+def test_cohere_answer(server: ProviderServer) -> None:
+    r = _post(server, {**BODIES["cohere"], "truncate": "END", "embedding_types": ["float"]})
     assert r.status_code == 200
     doc = r.json()
     assert set(doc) == {"id", "embeddings", "texts", "meta", "response_type"}
@@ -169,10 +184,10 @@ def test_cohere_answer(server: ProviderServer, http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("server", ["cohere"], indirect=True)
-def test_cohere_image_answer(server: ProviderServer, http: httpx.Client) -> None:
+def test_cohere_image_answer(server: ProviderServer) -> None:
     url = _png_data_url(5, 7)
     body: dict[str, Any] = {"model": "embed-english-v3.0", "input_type": "image", "images": [url]}
-    r = _post(http, server, body)
+    r = _post(server, body)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["texts"] == []
@@ -186,13 +201,13 @@ def test_cohere_image_answer(server: ProviderServer, http: httpx.Client) -> None
         "input_type": "search_document",
         "inputs": [{"content": [{"type": "image_url", "image_url": {"url": url}}]}],
     }
-    r = _post(http, server, body)
+    r = _post(server, body)
     assert r.status_code == 200, r.text
     assert r.json()["embeddings"]["float"] == [expected_vector("cohere", "embed-v4.0", url)]
 
 
 @pytest.mark.parametrize("server", ["jinaai"], indirect=True)
-def test_jina_answer(server: ProviderServer, http: httpx.Client) -> None:
+def test_jina_answer(server: ProviderServer) -> None:
     body = {
         "model": "jina-embeddings-v3",
         "input": ["alpha beta", {"text": "gamma"}],
@@ -201,7 +216,7 @@ def test_jina_answer(server: ProviderServer, http: httpx.Client) -> None:
         "normalized": True,
         "embedding_type": "float",
     }
-    r = _post(http, server, body)
+    r = _post(server, body)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert set(doc) == {"model", "object", "usage", "data"}
@@ -218,16 +233,16 @@ def test_jina_answer(server: ProviderServer, http: httpx.Client) -> None:
     data_url = _png_data_url()
     bare = data_url.split(",", 1)[1]
     images = [{"image": data_url}, {"image": bare}, {"image": "https://example.com/cat.png"}]
-    r = _post(http, server, {"model": "jina-clip-v2", "input": [*images, {"text": "cat"}]})
+    r = _post(server, {"model": "jina-clip-v2", "input": [*images, {"text": "cat"}]})
     assert r.status_code == 200, r.text
     identities = [data_url, bare, "https://example.com/cat.png", "cat"]
     assert _vectors("jinaai", r.json()) == [
         expected_vector("jinaai", "jina-clip-v2", i) for i in identities
     ]
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": [{"image": data_url}]})
+    r = _post(server, {"model": "jina-embeddings-v3", "input": [{"image": data_url}]})
     assert r.status_code == 400
     assert r.json() == {"detail": "Model jina-embeddings-v3 does not support image input"}
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": ["x"], "normalized": False})
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["x"], "normalized": False})
     raw = _vectors("jinaai", r.json())[0]
     assert raw == server.expected("jina-embeddings-v3", "x", normalized=False)
     assert np.linalg.norm(raw) > 1.0
@@ -280,16 +295,16 @@ def test_count_tokens() -> None:
         ("jinaai", {"model": "jina-embeddings-v3", "embedding_type": "base64"}, "base64"),
     ],
 )
-def test_base64_round_trip(flavor: str, body: dict[str, Any], fmt: str, http: httpx.Client) -> None:
+def test_base64_round_trip(flavor: str, body: dict[str, Any], fmt: str) -> None:
     texts = ["alpha beta", "gamma"]
     field = "texts" if flavor == "cohere" else "input"
-    with ProviderServer(flavor) as server:
-        r = _post(http, server, {**body, field: texts}, headers={})
-        assert r.status_code == 200, r.text
-        decoded = _vectors(flavor, r.json(), fmt)
-        assert decoded == [server.expected(body["model"], t) for t in texts]  # bit-exact
-        if flavor == "cohere":  # both types in one answer carry the same numbers
-            assert _vectors(flavor, r.json(), "float") == decoded
+    server = ProviderServer(flavor)
+    r = _post(server, {**body, field: texts}, headers={})
+    assert r.status_code == 200, r.text
+    decoded = _vectors(flavor, r.json(), fmt)
+    assert decoded == [server.expected(body["model"], t) for t in texts]  # bit-exact
+    if flavor == "cohere":  # both types in one answer carry the same numbers
+        assert _vectors(flavor, r.json(), "float") == decoded
 
 
 @pytest.mark.parametrize(
@@ -305,44 +320,42 @@ def test_base64_round_trip(flavor: str, body: dict[str, Any], fmt: str, http: ht
         ("jinaai", {"model": "jina-clip-v2", "dimensions": 64}, 64),
     ],
 )
-def test_truncated_dimensions(
-    flavor: str, body: dict[str, Any], dim: int, http: httpx.Client
-) -> None:
+def test_truncated_dimensions(flavor: str, body: dict[str, Any], dim: int) -> None:
     field = "texts" if flavor == "cohere" else "input"
-    with ProviderServer(flavor) as server:
-        r = _post(http, server, {**body, field: ["alpha beta", "gamma"]}, headers={})
-        assert r.status_code == 200, r.text
-        got = _vectors(flavor, r.json())
-        model = body["model"]
-        for vec, text in zip(got, ["alpha beta", "gamma"], strict=True):
-            assert len(vec) == dim
-            assert vec == expected_vector(flavor, model, text, dim, model_dim(flavor, model))
-            assert np.allclose(vec, server.expected(model, text, dim), atol=1e-6)
-            assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-6)
+    server = ProviderServer(flavor)
+    r = _post(server, {**body, field: ["alpha beta", "gamma"]}, headers={})
+    assert r.status_code == 200, r.text
+    got = _vectors(flavor, r.json())
+    model = body["model"]
+    for vec, text in zip(got, ["alpha beta", "gamma"], strict=True):
+        assert len(vec) == dim
+        assert vec == expected_vector(flavor, model, text, dim, model_dim(flavor, model))
+        assert np.allclose(vec, server.expected(model, text, dim), atol=1e-6)
+        assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_dims_overrides(http: httpx.Client) -> None:
-    with ProviderServer("openai", dims={"text-embedding-3-small": 16}, default_dim=8) as server:
-        r = _post(http, server, {"model": "text-embedding-3-small", "input": "a"}, headers={})
-        assert _vectors("openai", r.json()) == [server.expected("text-embedding-3-small", "a")]
-        assert len(_vectors("openai", r.json())[0]) == 16
-        r = _post(http, server, {"model": "my-model", "input": "a"}, headers={})
-        assert len(_vectors("openai", r.json())[0]) == 8
-    with ProviderServer("cohere", wrong_dim={"embed-english-v3.0": 10}) as server:
-        r = _post(http, server, BODIES["cohere"], headers={})
-        assert r.status_code == 200
-        assert [len(v) for v in _vectors("cohere", r.json())] == [10, 10]
+def test_dims_overrides() -> None:
+    server = ProviderServer("openai", dims={"text-embedding-3-small": 16}, default_dim=8)
+    r = _post(server, {"model": "text-embedding-3-small", "input": "a"}, headers={})
+    assert _vectors("openai", r.json()) == [server.expected("text-embedding-3-small", "a")]
+    assert len(_vectors("openai", r.json())[0]) == 16
+    r = _post(server, {"model": "my-model", "input": "a"}, headers={})
+    assert len(_vectors("openai", r.json())[0]) == 8
+    server = ProviderServer("cohere", wrong_dim={"embed-english-v3.0": 10})
+    r = _post(server, BODIES["cohere"], headers={})
+    assert r.status_code == 200
+    assert [len(v) for v in _vectors("cohere", r.json())] == [10, 10]
 
 
 # --- validation ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("server", ["openai"], indirect=True)
-def test_openai_validation(server: ProviderServer, http: httpx.Client) -> None:
+def test_openai_validation(server: ProviderServer) -> None:
     model = "text-embedding-3-small"
 
     def error(body: Any) -> dict[str, Any]:
-        r = _post(http, server, body)
+        r = _post(server, body)
         assert r.status_code == 400, r.text
         err: dict[str, Any] = r.json()["error"]
         assert set(err) == {"message", "type", "param", "code"}
@@ -373,16 +386,17 @@ def test_openai_validation(server: ProviderServer, http: httpx.Client) -> None:
     )
     assert error({"model": model, "input": [""]})["message"].startswith("'$.input' is invalid")
     assert error({"model": model, "input": []})["code"] == "empty_array"
-    r = http.post(server.endpoint, content=b"{not json", headers=AUTH)
+    with _client(server) as client:
+        r = client.post(server.endpoint, content=b"{not json", headers=AUTH)
     assert r.status_code == 400
     assert "could not parse the JSON body" in r.json()["error"]["message"]
     assert server.stats()["inputs_succeeded"] == 0
 
 
 @pytest.mark.parametrize("server", ["cohere"], indirect=True)
-def test_cohere_validation(server: ProviderServer, http: httpx.Client) -> None:
+def test_cohere_validation(server: ProviderServer) -> None:
     def error(body: Any) -> str:
-        r = _post(http, server, body)
+        r = _post(server, body)
         assert r.status_code == 400, r.text
         doc = r.json()
         assert set(doc) == {"id", "message"}
@@ -406,17 +420,17 @@ def test_cohere_validation(server: ProviderServer, http: httpx.Client) -> None:
     )
     msg = error({**base, "texts": ["ok", "word " * 600], "truncate": "NONE"})
     assert "index 1 is too long" in msg
-    r = _post(http, server, {**base, "texts": ["word " * 600]})  # truncate END: accepted
+    r = _post(server, {**base, "texts": ["word " * 600]})  # truncate END: accepted
     assert r.status_code == 200
     assert r.json()["meta"]["billed_units"] == {"input_tokens": 512}
     # embed-v4.0 takes several images per call
     body = {"model": "embed-v4.0", "input_type": "image", "images": [url, _png_data_url(2, 2)]}
-    assert _post(http, server, body).status_code == 200
+    assert _post(server, body).status_code == 200
 
 
 @pytest.mark.parametrize("server", ["jinaai"], indirect=True)
-def test_jina_validation(server: ProviderServer, http: httpx.Client) -> None:
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": ["x"], "foo": 1})
+def test_jina_validation(server: ProviderServer) -> None:
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["x"], "foo": 1})
     assert r.status_code == 422
     assert r.json() == {
         "detail": [
@@ -428,30 +442,28 @@ def test_jina_validation(server: ProviderServer, http: httpx.Client) -> None:
             }
         ]
     }
-    r = _post(http, server, {"input": ["x"]})
+    r = _post(server, {"input": ["x"]})
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "model"]
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": ["x"] * 2049})
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["x"] * 2049})
     assert r.status_code == 422
     assert r.json()["detail"][0]["type"] == "too_long"
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": ["x"], "task": "nope"})
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["x"], "task": "nope"})
     assert r.status_code == 422
-    r = _post(http, server, {"model": "jina-clip-v2", "input": ["x"], "task": "retrieval.query"})
+    r = _post(server, {"model": "jina-clip-v2", "input": ["x"], "task": "retrieval.query"})
     assert r.status_code == 400
     assert r.json() == {"detail": "Model jina-clip-v2 does not support the task parameter"}
-    r = _post(http, server, {"model": "jina-embeddings-v3", "input": ["ok", "word " * 9000]})
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["ok", "word " * 9000]})
     assert r.status_code == 400
     assert r.json()["detail"].startswith("Input at index 1 has 11250 tokens")
-    r = _post(
-        http, server, {"model": "jina-embeddings-v3", "input": ["word " * 9000], "truncate": True}
-    )
+    r = _post(server, {"model": "jina-embeddings-v3", "input": ["word " * 9000], "truncate": True})
     assert r.status_code == 200
 
 
-def test_limits_override(http: httpx.Client) -> None:
-    with ProviderServer("openai", limits={"max_inputs": 3}) as server:
-        r = _post(http, server, {"model": "m", "input": ["a", "b", "c", "d"]}, headers={})
-        assert r.json()["error"]["code"] == "array_above_max_length"
+def test_limits_override() -> None:
+    server = ProviderServer("openai", limits={"max_inputs": 3})
+    r = _post(server, {"model": "m", "input": ["a", "b", "c", "d"]}, headers={})
+    assert r.json()["error"]["code"] == "array_above_max_length"
     with pytest.raises(ValueError, match="unknown limits"):
         ProviderServer("openai", limits={"max_images_v3": 2})
 
@@ -477,10 +489,10 @@ def test_routes_and_harness_paths(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("server", FLAVORS, indirect=True)
-def test_wrong_key_is_401(server: ProviderServer, http: httpx.Client) -> None:
+def test_wrong_key_is_401(server: ProviderServer) -> None:
     body = BODIES[server.flavor]
     wrong = "sk-wrong-key-abcdef123456"
-    r = _post(http, server, body, headers={"Authorization": f"Bearer {wrong}"})
+    r = _post(server, body, headers={"Authorization": f"Bearer {wrong}"})
     assert r.status_code == 401
     assert wrong not in r.text
     doc = r.json()
@@ -494,9 +506,9 @@ def test_wrong_key_is_401(server: ProviderServer, http: httpx.Client) -> None:
         assert doc["message"] == "invalid api token"
     else:
         assert doc == {"detail": "Invalid API key"}
-    r = _post(http, server, body, headers={})
+    r = _post(server, body, headers={})
     assert r.status_code == 401
-    assert _post(http, server, body, headers={"Authorization": f"bearer {KEY}"}).status_code == 200
+    assert _post(server, body, headers={"Authorization": f"bearer {KEY}"}).status_code == 200
     records = server.requests
     assert [rec.auth_ok for rec in records] == [False, False, True]
     assert records[0].headers["authorization"] == "<redacted>"
@@ -505,70 +517,83 @@ def test_wrong_key_is_401(server: ProviderServer, http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_echo_key_in_errors(flavor: str, http: httpx.Client) -> None:
+def test_echo_key_in_errors(flavor: str) -> None:
     wrong = "sk-live-WRONG-0123456789"
-    with ProviderServer(flavor, api_key=KEY, echo_key_in_errors=True) as server:
-        r = _post(http, server, BODIES[flavor], headers={"Authorization": f"Bearer {wrong}"})
-        assert r.status_code == 401
-        assert wrong in r.text
-        assert KEY not in r.text
-        assert server.requests[0].headers["authorization"] == "<redacted>"
+    server = ProviderServer(flavor, api_key=KEY, echo_key_in_errors=True)
+    r = _post(server, BODIES[flavor], headers={"Authorization": f"Bearer {wrong}"})
+    assert r.status_code == 401
+    assert wrong in r.text
+    assert KEY not in r.text
+    assert server.requests[0].headers["authorization"] == "<redacted>"
 
 
 # --- faults -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("server", ["openai"], indirect=True)
-def test_scripted_faults(server: ProviderServer, http: httpx.Client) -> None:
-    server.faults = Faults(
+def test_scripted_faults(http: httpx.Client) -> None:
+    """Over a real socket: a timeout holds the connection, then resets it; a reset is a RST."""
+    faults = Faults(
         script=[429, 500, "timeout", 503, "reset", 200],
-        retry_after=2,
-        reset_header="6m0s",
-        timeout_sleep_s=0.1,
+        retry_after_s=2,
+        retry_after_on={429, 503},
+        rate_limit_headers={"x-ratelimit-reset-requests": "6m0s"},
+        hold_s=0.1,
     )
-    body = {"model": "text-embedding-3-small", "input": ["a"]}
-    r = _post(http, server, body)
-    assert r.status_code == 429
-    assert r.headers["retry-after"] == "2"
-    assert r.headers["x-ratelimit-reset-requests"] == "6m0s"
-    err = r.json()["error"]
-    assert (err["type"], err["code"]) == ("requests", "rate_limit_exceeded")
-    assert err["message"].startswith("Rate limit reached for text-embedding-3-small")
-    r = _post(http, server, body)
-    assert r.status_code == 500
-    assert "retry-after" not in r.headers
-    assert r.json()["error"]["type"] == "server_error"
-    with pytest.raises(httpx.TransportError):
-        _post(http, server, body)  # the server waits 0.1 s, then hangs up
-    r = _post(http, server, body)
-    assert (r.status_code, r.headers["retry-after"]) == (503, "2")
-    with pytest.raises(httpx.TransportError):
-        _post(http, server, body)  # reset
-    r = _post(http, server, body)
-    assert r.status_code == 200
-    assert server.script_remaining == 0
-    stats = server.stats()
-    assert stats["requests_by_status"] == {
-        "429": 1,
-        "500": 1,
-        "timeout": 1,
-        "503": 1,
-        "reset": 1,
-        "200": 1,
-    }
-    assert stats["faults"] == {"429": 1, "500": 1, "timeout": 1, "503": 1, "reset": 1}
-    assert (stats["inputs_received"], stats["inputs_succeeded"]) == (6, 1)
-    assert stats["resent_after_success"] == 0
-    assert [rec.fault for rec in server.requests] == ["429", "500", "timeout", "503", "reset", None]
-    assert [rec.status for rec in server.requests] == [429, 500, None, 503, None, 200]
+    with ProviderServer("openai", api_key=KEY, faults=faults) as server:
+        body = {"model": "text-embedding-3-small", "input": ["a"]}
+
+        def post() -> httpx.Response:
+            return http.post(server.endpoint, json=body, headers=AUTH)
+
+        r = post()
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "2"
+        assert r.headers["x-ratelimit-reset-requests"] == "6m0s"
+        err = r.json()["error"]
+        assert (err["type"], err["code"]) == ("requests", "rate_limit_exceeded")
+        assert err["message"].startswith("Rate limit reached for text-embedding-3-small")
+        r = post()
+        assert r.status_code == 500
+        assert "retry-after" not in r.headers
+        assert r.json()["error"]["type"] == "server_error"
+        with pytest.raises(httpx.TransportError):
+            post()  # the server holds it for 0.1 s, then resets
+        r = post()
+        assert (r.status_code, r.headers["retry-after"]) == (503, "2")
+        with pytest.raises(httpx.TransportError):
+            post()  # reset
+        r = post()
+        assert r.status_code == 200
+        assert server.script_remaining == 0
+        stats = server.stats()
+        assert stats["requests_by_status"] == {
+            "429": 1,
+            "500": 1,
+            "timeout": 1,
+            "503": 1,
+            "reset": 1,
+            "200": 1,
+        }
+        assert stats["faults"] == {"429": 1, "500": 1, "timeout": 1, "503": 1, "reset": 1}
+        assert (stats["inputs_received"], stats["inputs_succeeded"]) == (6, 1)
+        assert stats["resent_after_success"] == 0
+        assert [rec.fault for rec in server.requests] == [
+            "429",
+            "500",
+            "timeout",
+            "503",
+            "reset",
+            None,
+        ]
+        assert [rec.status for rec in server.requests] == [429, 500, None, 503, None, 200]
 
 
 @pytest.mark.parametrize("server", FLAVORS, indirect=True)
-def test_fault_bodies_per_flavor(server: ProviderServer, http: httpx.Client) -> None:
-    server.faults = Faults(script=[429, 500], retry_after="0")
-    r = _post(http, server, BODIES[server.flavor])
+def test_fault_bodies_per_flavor(server: ProviderServer) -> None:
+    server.faults = Faults(script=[429, 500], retry_after_s="0")
+    r = _post(server, BODIES[server.flavor])
     assert (r.status_code, r.headers["retry-after"]) == (429, "0")
-    r2 = _post(http, server, BODIES[server.flavor])
+    r2 = _post(server, BODIES[server.flavor])
     assert r2.status_code == 500
     for resp, status in ((r, 429), (r2, 500)):
         doc = resp.json()
@@ -583,35 +608,30 @@ def test_fault_bodies_per_flavor(server: ProviderServer, http: httpx.Client) -> 
             assert isinstance(doc["detail"], str)
 
 
-def test_random_faults_are_deterministic(http: httpx.Client) -> None:
-    faults = Faults(rate_429=0.3, rate_500=0.2)
+def test_random_faults_are_deterministic() -> None:
+    faults = Faults(error_rate=0.5, error_statuses={429: 3, 500: 2}, seed=7)  # 30 % + 20 %
 
     def run(server: ProviderServer) -> list[int]:
-        return [
-            _post(http, server, {"model": "vendor/m", "input": ["x"]}).status_code
-            for _ in range(40)
-        ]
+        return [_post(server, {"model": "vendor/m", "input": ["x"]}).status_code for _ in range(40)]
 
-    with (
-        ProviderServer("openrouter", faults=faults, seed=7) as a,
-        ProviderServer("openrouter", faults=faults, seed=7) as b,
-    ):
-        first = run(a)
-        assert run(b) == first
-        a.reset()  # re-seeds: the same sequence again
-        assert run(a) == first
+    a = ProviderServer("openrouter", faults=faults)
+    b = ProviderServer("openrouter", faults=faults)
+    first = run(a)
+    assert run(b) == first
+    a.reset()  # re-seeds: the same sequence again
+    assert run(a) == first
     assert 0 < first.count(429) < 40
     assert 0 < first.count(500) < 40
     assert set(first) == {200, 429, 500}
 
 
 @pytest.mark.parametrize("server", FLAVORS, indirect=True)
-def test_poison_names_the_index(server: ProviderServer, http: httpx.Client) -> None:
-    server.faults = Faults(poison="POISON")
+def test_poison_names_the_index(server: ProviderServer) -> None:
+    server.poison = "POISON"
     body = dict(BODIES[server.flavor])
     field = "texts" if server.flavor == "cohere" else "input"
     body[field] = ["fine", "also fine", "this is POISON here", "fine too"]
-    r = _post(http, server, body)
+    r = _post(server, body)
     assert r.status_code == 400
     assert "index 2" in r.text or "input[2]" in r.text
     if server.flavor == "openai":
@@ -622,15 +642,15 @@ def test_poison_names_the_index(server: ProviderServer, http: httpx.Client) -> N
     assert stats["inputs_succeeded"] == 0
     assert server.requests[-1].fault == "poison"
     body[field] = ["fine", "also fine", "fine too"]
-    assert _post(http, server, body).status_code == 200
+    assert _post(server, body).status_code == 200
 
 
 def test_push_script_validation() -> None:
-    with ProviderServer("openai") as server:
-        server.push_script(429, "timeout")
-        assert server.script_remaining == 2
-        with pytest.raises(ValueError):
-            server.push_script("boom")
+    server = ProviderServer("openai")
+    server.push_script(429, "timeout")
+    assert server.script_remaining == 2
+    with pytest.raises(ValueError):
+        server.push_script("boom")
     with pytest.raises(ValueError):
         Faults(script=[True])
 
@@ -639,23 +659,21 @@ def test_push_script_validation() -> None:
 
 
 @pytest.mark.parametrize("server", ["openai"], indirect=True)
-def test_resent_after_success(server: ProviderServer, http: httpx.Client) -> None:
+def test_resent_after_success(server: ProviderServer) -> None:
     model = "text-embedding-3-small"
-    assert _post(http, server, {"model": model, "input": ["a", "b"]}).status_code == 200
-    assert _post(http, server, {"model": model, "input": ["b", "c"]}).status_code == 200
+    assert _post(server, {"model": model, "input": ["a", "b"]}).status_code == 200
+    assert _post(server, {"model": model, "input": ["b", "c"]}).status_code == 200
     stats = server.stats()
     assert stats["resent_after_success"] == 1  # "b"
     assert (stats["inputs_succeeded"], stats["unique_inputs_succeeded"]) == (4, 3)
     # a failed request's inputs may be sent again: that is a retry, not a resend
     server.push_script(500)
-    assert _post(http, server, {"model": model, "input": ["d"]}).status_code == 500
-    assert _post(http, server, {"model": model, "input": ["d"]}).status_code == 200
+    assert _post(server, {"model": model, "input": ["d"]}).status_code == 500
+    assert _post(server, {"model": model, "input": ["d"]}).status_code == 200
     # another output size or model is another input
-    r = _post(http, server, {"model": model, "input": ["a"], "dimensions": 8})
+    r = _post(server, {"model": model, "input": ["a"], "dimensions": 8})
     assert r.status_code == 200
-    assert (
-        _post(http, server, {"model": "text-embedding-3-large", "input": ["a"]}).status_code == 200
-    )
+    assert _post(server, {"model": "text-embedding-3-large", "input": ["a"]}).status_code == 200
     stats = server.stats()
     assert stats["resent_after_success"] == 1
     assert stats["unique_inputs_succeeded"] == 6
@@ -667,10 +685,10 @@ def test_resent_after_success(server: ProviderServer, http: httpx.Client) -> Non
 
 
 @pytest.mark.parametrize("server", ["openai"], indirect=True)
-def test_request_records(server: ProviderServer, http: httpx.Client) -> None:
+def test_request_records(server: ProviderServer) -> None:
     before = time.time()
     body = {"model": "text-embedding-3-small", "input": ["a", "b"]}
-    _post(http, server, body, headers={**AUTH, "X-Custom": "1"})
+    _post(server, body, headers={**AUTH, "X-Custom": "1"})
     (rec,) = server.requests
     assert (rec.method, rec.path, rec.status, rec.fault) == ("POST", "/v1/embeddings", 200, None)
     assert rec.body == body
@@ -683,8 +701,11 @@ def test_request_records(server: ProviderServer, http: httpx.Client) -> None:
     assert KEY not in repr(rec)
 
 
-def test_concurrent_requests_overlap(http: httpx.Client) -> None:
-    with ProviderServer("cohere", latency_s=0.2) as server, httpx.Client(timeout=5) as client:
+def test_concurrent_requests_overlap() -> None:
+    with (
+        ProviderServer("cohere", faults=Faults(latency_s=0.2)) as server,
+        httpx.Client(timeout=5) as client,
+    ):
 
         def one(i: int) -> int:
             body = {**BODIES["cohere"], "texts": [f"text {i}"]}
@@ -706,7 +727,7 @@ def test_concurrent_requests_overlap(http: httpx.Client) -> None:
 
 
 def test_spawn_server() -> None:
-    faults = Faults(script=[429], retry_after=1)
+    faults = Faults(script=[429], retry_after_s=1)
     with spawn_server("openai", api_key=KEY, default_dim=16, latency_s=0.01, faults=faults) as srv:
         assert srv.base_url == f"http://127.0.0.1:{srv.port}/v1"
         with httpx.Client(base_url=srv.base_url, headers=AUTH, timeout=5) as client:
@@ -725,3 +746,23 @@ def test_spawn_server() -> None:
         assert srv.stats()["requests"] == 0
         process = srv.process
     assert process.poll() is not None  # terminated on exit
+
+
+def test_command_line_shim() -> None:
+    """``python tests/provider_servers.py`` is the path benchmarks and docs run."""
+    shim = Path(__file__).with_name("provider_servers.py")
+    cmd = [sys.executable, str(shim), "--flavor", "jinaai", "--port", "0", "--latency", "0.01"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        r = httpx.post(ready["endpoint"], json=BODIES["jinaai"], timeout=5)
+        assert r.status_code == 200
+        assert _vectors("jinaai", r.json())[1] == expected_vector(
+            "jinaai", "jina-embeddings-v3", "gamma"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

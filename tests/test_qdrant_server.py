@@ -1,18 +1,25 @@
-"""The Qdrant REST test server, driven by a real ``QdrantClient(url=...)`` over REST."""
+"""The Qdrant REST test server, driven by a real ``QdrantClient(url=...)`` over REST.
+
+The API tests send through ``server.transport()`` (the same handler, in process, no socket);
+faults, concurrency, the lifecycle and the own-process CLI go over real sockets.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from fakes.qdrant import KINDS, Fault, Faults, QdrantTestServer, spawn_qdrant_server
 from qdrant_client import QdrantClient, models
 from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-from qdrant_server import KINDS, Fault, Faults, QdrantTestServer
 
 COLLECTION = "docs"
 
@@ -42,6 +49,19 @@ def shared_client(shared_server: QdrantTestServer) -> Iterator[QdrantClient]:
 @pytest.fixture
 def client(server: QdrantTestServer, shared_client: QdrantClient) -> QdrantClient:
     return shared_client
+
+
+@pytest.fixture(scope="module")
+def shared_mock_client(shared_server: QdrantTestServer) -> Iterator[QdrantClient]:
+    qc = shared_server.client(timeout=5, transport=shared_server.transport())
+    yield qc
+    qc.close()
+
+
+@pytest.fixture
+def mock_client(server: QdrantTestServer, shared_mock_client: QdrantClient) -> QdrantClient:
+    """A client of ``server`` through its in-process transport: no socket."""
+    return shared_mock_client
 
 
 def _create(client: QdrantClient, name: str = COLLECTION) -> None:
@@ -87,7 +107,10 @@ def _count(server: QdrantTestServer, name: str = COLLECTION) -> int:
 # --- the API -------------------------------------------------------------------------------
 
 
-def test_collection_info_shows_dense_sparse_and_multivector_config(client: QdrantClient) -> None:
+def test_collection_info_shows_dense_sparse_and_multivector_config(
+    mock_client: QdrantClient,
+) -> None:
+    client = mock_client
     _create(client)
     assert client.collection_exists(COLLECTION)
     assert not client.collection_exists("missing")
@@ -107,8 +130,9 @@ def test_collection_info_shows_dense_sparse_and_multivector_config(client: Qdran
 
 
 def test_upsert_count_scroll_retrieve_query_delete(
-    server: QdrantTestServer, client: QdrantClient
+    server: QdrantTestServer, mock_client: QdrantClient
 ) -> None:
+    client = mock_client
     _create(client)
     result = client.upsert(COLLECTION, _points(10))
     assert result.status == models.UpdateStatus.COMPLETED
@@ -160,7 +184,8 @@ def test_upsert_count_scroll_retrieve_query_delete(
     assert not client.collection_exists(COLLECTION)
 
 
-def test_batch_upsert_and_query_params(server: QdrantTestServer, client: QdrantClient) -> None:
+def test_batch_upsert_and_query_params(server: QdrantTestServer, mock_client: QdrantClient) -> None:
+    client = mock_client
     _create(client)
     batch = models.Batch(
         ids=[1, 2],
@@ -175,7 +200,8 @@ def test_batch_upsert_and_query_params(server: QdrantTestServer, client: QdrantC
     assert upsert.points == 2
 
 
-def test_aliases_round_trip(client: QdrantClient) -> None:
+def test_aliases_round_trip(mock_client: QdrantClient) -> None:
+    client = mock_client
     _create(client, "docs_v1")
     _create(client, "docs_v2")
     client.update_collection_aliases(
@@ -217,8 +243,9 @@ def test_aliases_round_trip(client: QdrantClient) -> None:
 
 
 def test_bad_requests_answer_400_and_store_nothing(
-    server: QdrantTestServer, client: QdrantClient
+    server: QdrantTestServer, mock_client: QdrantClient
 ) -> None:
+    client = mock_client
     _create(client)
     bad = models.PointStruct(id=5, vector={"text": [1.0, 2.0, 3.0]})
     with pytest.raises(UnexpectedResponse) as err:
@@ -252,10 +279,11 @@ def test_bad_requests_answer_400_and_store_nothing(
     assert bisect(batch) == [5]
     assert _count(server) == 7
 
-    malformed = httpx.put(f"{server.url}/collections/{COLLECTION}/points", content=b'{"points":')
+    http = httpx.Client(base_url=server.url, transport=server.transport())
+    malformed = http.put(f"/collections/{COLLECTION}/points", content=b'{"points":')
     assert malformed.status_code == 400
     assert malformed.json()["status"]["error"].startswith("Format error in JSON body")
-    wrong_shape = httpx.put(f"{server.url}/collections/{COLLECTION}/points", json={"pts": []})
+    wrong_shape = http.put(f"/collections/{COLLECTION}/points", json={"pts": []})
     assert wrong_shape.status_code == 400
 
     with pytest.raises(UnexpectedResponse) as err:
@@ -267,7 +295,8 @@ def test_bad_requests_answer_400_and_store_nothing(
     with pytest.raises(UnexpectedResponse) as err:
         _create(client)
     assert err.value.status_code == 409
-    assert httpx.get(f"{server.url}/no/such/route").status_code == 404
+    assert http.get("/no/such/route").status_code == 404
+    assert server.stats.statuses[404] == 2  # the missing collection and the unknown route
 
 
 # --- faults --------------------------------------------------------------------------------
@@ -319,7 +348,7 @@ def test_5xx_arrive_as_unexpected_response(server: QdrantTestServer, client: Qdr
     assert client.count(COLLECTION).count == 0  # other kinds are not in scope by default
     client.upsert(COLLECTION, _points(2))
     stats = server.stats
-    assert stats.faults == {"status:500": 1, "status:502": 1, "status:503": 2}
+    assert stats.faults == {"500": 1, "502": 1, "503": 2}
     assert stats.responses[("PUT /collections/{name}/points", 503)] == 2
     assert stats.upsert_requests == 5
     assert stats.upserts_applied == 1
@@ -499,7 +528,7 @@ def test_apply_then_fail_stores_the_points(server: QdrantTestServer, client: Qdr
     with pytest.raises(UnexpectedResponse):
         client.upsert(COLLECTION, _points(5))  # the retry overwrites: still 5 points
     assert client.count(COLLECTION).count == 5
-    assert server.stats.faults["status:500+apply"] == 2
+    assert server.stats.faults["500+apply"] == 2
     assert [r.applied for r in server.requests if r.kind == "upsert"] == [True, True]
 
 
@@ -584,3 +613,28 @@ def test_restart_keeps_data_and_port(server: QdrantTestServer, client: QdrantCli
     server.start()
     assert server.url == url
     assert client.count(COLLECTION).count == 3
+
+
+def test_own_process_and_the_command_line_shim() -> None:
+    """``spawn_qdrant_server`` (``python -m fakes.qdrant --json``), and the path benchmarks run,
+    ``python tests/qdrant_server.py``, whose first line is the URL."""
+    with spawn_qdrant_server() as child:
+        qc = QdrantClient(url=child.ready["url"], timeout=5, check_compatibility=False)
+        _create(qc)
+        qc.upsert(COLLECTION, _points(3))
+        assert qc.count(COLLECTION).count == 3
+        qc.close()
+        process = child.process
+    assert process.poll() is not None  # terminated on exit
+
+    shim = Path(__file__).with_name("qdrant_server.py")
+    cmd = [sys.executable, str(shim), "--port", "0", "--no-store"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert httpx.get(url + "/healthz", timeout=5).text == "healthz check passed"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert out.startswith("requests=1 points_upserted=0"), out

@@ -1,6 +1,11 @@
-"""Remote providers over real HTTP on loopback: request shapes, dedup, MRL from one call, images,
-retries, isolation of a bad input, dimension checks, secrets, a soak under faults, and the
-server-side inference mode."""
+"""Remote providers against the provider fakes: request shapes, dedup, MRL from one call,
+images, retries, isolation of a bad input, dimension checks, secrets, the concurrency cap, a
+soak under faults, and the server-side inference mode.
+
+Request shapes, error bodies and decoding go through ``ProviderServer.transport()`` (the fake's
+handler in process, no socket: ``RemoteClient(transport=...)``); timeouts, the concurrency cap,
+the pipelines and the soak go over real loopback sockets.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+import httpx
 import numpy as np
 import pytest
 from apache_beam.transforms.display import DisplayData
 from conftest import counter, resolve_points, run_collect
+from fakes.faults import Fault
+from fakes.providers import Faults, ProviderServer, expected_vector, spawn_server
+from fakes.qdrant import QdrantTestServer
 from PIL import Image
-from provider_servers import Faults, ProviderServer, expected_vector, spawn_server
 from qdrant_client import models
-from qdrant_server import QdrantTestServer
 
 from qdrant_beam.connectors import FakeClock, QdrantTarget, WriteToQdrant
 from qdrant_beam.io.errors import AuthError
@@ -53,12 +60,26 @@ def make_engine(
     provider: str,
     config: ProviderConfig,
     clock: FakeClock | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    clients: list[RemoteClient] | None = None,
 ) -> InferenceEngine:
+    """An engine whose remote clients use ``clock`` and ``transport`` (``None``: a socket);
+    each client made is appended to ``clients``."""
+
     def factory(p: Any, c: ProviderConfig, key: str | None) -> RemoteClient:
-        return RemoteClient(p, c, key, clock=clock or FakeClock())
+        client = RemoteClient(p, c, key, clock=clock or FakeClock(), transport=transport)
+        if clients is not None:
+            clients.append(client)
+        return client
 
     store = ModelStore(ModelCatalog(), providers={provider: config}, remote_factory=factory)
     return InferenceEngine(store)
+
+
+def in_process(provider: str, server: ProviderServer, **overrides: Any) -> InferenceEngine:
+    """An engine talking to ``server`` through its in-process transport (no socket)."""
+    return make_engine(provider, fast_config(server, **overrides), transport=server.transport())
 
 
 def doc(text: str, model: str = OPENAI_MODEL, **options: Any) -> models.Document:
@@ -70,7 +91,15 @@ def points_of(*vectors: dict[str, Any]) -> list[models.PointStruct]:
 
 
 @pytest.fixture
+def openai_fake(monkeypatch: pytest.MonkeyPatch) -> ProviderServer:
+    """The OpenAI fake, not started: reach it with ``in_process``."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return ProviderServer("openai", api_key=KEY)
+
+
+@pytest.fixture
 def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProviderServer]:
+    """The OpenAI fake on a loopback socket."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with ProviderServer("openai", api_key=KEY) as server:
         yield server
@@ -79,13 +108,13 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProviderServer]:
 # -- request shapes -----------------------------------------------------------------------
 
 
-def test_openai_request_shape_and_vectors(openai_server: ProviderServer) -> None:
-    engine = make_engine("openai", fast_config(openai_server, encoding="base64"))
+def test_openai_request_shape_and_vectors(openai_fake: ProviderServer) -> None:
+    engine = in_process("openai", openai_fake, encoding="base64")
     done, failed = resolve_points(
         engine, points_of({"v": doc("alpha", dimensions=256)}, {"v": doc("beta", dimensions=256)})
     )
     assert not failed
-    (request,) = openai_server.requests
+    (request,) = openai_fake.requests
     assert request.body == {
         "model": "text-embedding-3-small",
         "input": ["alpha", "beta"],
@@ -93,81 +122,84 @@ def test_openai_request_shape_and_vectors(openai_server: ProviderServer) -> None
         "dimensions": 256,
     }
     assert request.auth_ok
-    expected = openai_server.expected("text-embedding-3-small", "beta", 256)
+    assert request.headers["content-type"] == "application/json"
+    expected = openai_fake.expected("text-embedding-3-small", "beta", 256)
     assert done[1].vector["v"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_openrouter_sends_the_vendor_model_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
-    with ProviderServer("openrouter", api_key=KEY) as server:
-        engine = make_engine("openrouter", fast_config(server))
-        model = "openrouter/openai/text-embedding-3-small"
-        done, failed = resolve_points(engine, points_of({"v": doc("hello", model)}))
-        assert not failed
-        assert server.requests[0].body == {
-            "model": "openai/text-embedding-3-small",
-            "input": ["hello"],
-            "encoding_format": "float",  # an overridden base URL gets floats by default
-        }
-        expected = server.expected("openai/text-embedding-3-small", "hello")
-        assert done[0].vector["v"] == pytest.approx(expected, abs=1e-6)
+    server = ProviderServer("openrouter", api_key=KEY)
+    engine = in_process("openrouter", server)
+    model = "openrouter/openai/text-embedding-3-small"
+    done, failed = resolve_points(engine, points_of({"v": doc("hello", model)}))
+    assert not failed
+    assert server.requests[0].path == "/api/v1/embeddings"
+    assert server.requests[0].body == {
+        "model": "openai/text-embedding-3-small",
+        "input": ["hello"],
+        "encoding_format": "float",  # an overridden base URL gets floats by default
+    }
+    expected = server.expected("openai/text-embedding-3-small", "hello")
+    assert done[0].vector["v"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_cohere_request_shape_query_and_passage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COHERE_API_KEY", KEY)
-    with ProviderServer("cohere", api_key=KEY) as server:
-        engine = make_engine("cohere", fast_config(server))
-        model = "cohere/embed-v4.0"
-        done, failed = resolve_points(
-            engine,
-            points_of(
-                {"d": doc("a passage", model, output_dimension=512)},
-                {"q": doc("a query", model, output_dimension=512, input_type="query")},
-            ),
-        )
-        assert not failed
-        bodies = sorted((r.body for r in server.requests), key=lambda b: b["input_type"])
-        assert bodies == [
-            {
-                "model": "embed-v4.0",
-                "input_type": "search_document",
-                "embedding_types": ["float"],
-                "texts": ["a passage"],
-                "output_dimension": 512,
-            },
-            {
-                "model": "embed-v4.0",
-                "input_type": "search_query",
-                "embedding_types": ["float"],
-                "texts": ["a query"],
-                "output_dimension": 512,
-            },
-        ]
-        assert done[1].vector["q"] == pytest.approx(
-            server.expected("embed-v4.0", "a query", 512), abs=1e-6
-        )
+    server = ProviderServer("cohere", api_key=KEY)
+    engine = in_process("cohere", server)
+    model = "cohere/embed-v4.0"
+    done, failed = resolve_points(
+        engine,
+        points_of(
+            {"d": doc("a passage", model, output_dimension=512)},
+            {"q": doc("a query", model, output_dimension=512, input_type="query")},
+        ),
+    )
+    assert not failed
+    assert {r.path for r in server.requests} == {"/v2/embed"}
+    bodies = sorted((r.body for r in server.requests), key=lambda b: b["input_type"])
+    assert bodies == [
+        {
+            "model": "embed-v4.0",
+            "input_type": "search_document",
+            "embedding_types": ["float"],
+            "texts": ["a passage"],
+            "output_dimension": 512,
+        },
+        {
+            "model": "embed-v4.0",
+            "input_type": "search_query",
+            "embedding_types": ["float"],
+            "texts": ["a query"],
+            "output_dimension": 512,
+        },
+    ]
+    assert done[1].vector["q"] == pytest.approx(
+        server.expected("embed-v4.0", "a query", 512), abs=1e-6
+    )
 
 
 def test_jina_request_shape_with_task_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JINA_API_KEY", KEY)
-    with ProviderServer("jinaai", api_key=KEY) as server:
-        engine = make_engine("jinaai", fast_config(server, encoding="base64"))
-        model = "jinaai/jina-embeddings-v3"
-        done, failed = resolve_points(
-            engine, points_of({"v": doc("text one", model, dimensions=128, late_chunking=False)})
-        )
-        assert not failed
-        assert server.requests[0].body == {
-            "model": "jina-embeddings-v3",
-            "input": ["text one"],
-            "embedding_type": "base64",
-            "task": "retrieval.passage",
-            "dimensions": 128,
-            "late_chunking": False,
-        }
-        assert done[0].vector["v"] == pytest.approx(
-            server.expected("jina-embeddings-v3", "text one", 128), abs=1e-6
-        )
+    server = ProviderServer("jinaai", api_key=KEY)
+    engine = in_process("jinaai", server, encoding="base64")
+    model = "jinaai/jina-embeddings-v3"
+    done, failed = resolve_points(
+        engine, points_of({"v": doc("text one", model, dimensions=128, late_chunking=False)})
+    )
+    assert not failed
+    assert server.requests[0].body == {
+        "model": "jina-embeddings-v3",
+        "input": ["text one"],
+        "embedding_type": "base64",
+        "task": "retrieval.passage",
+        "dimensions": 128,
+        "late_chunking": False,
+    }
+    assert done[0].vector["v"] == pytest.approx(
+        server.expected("jina-embeddings-v3", "text one", 128), abs=1e-6
+    )
 
 
 def png_bytes(color: str = "red") -> bytes:
@@ -179,52 +211,50 @@ def png_bytes(color: str = "red") -> bytes:
 def test_cohere_gets_images_as_data_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COHERE_API_KEY", KEY)
     data = png_bytes()
-    with ProviderServer("cohere", api_key=KEY) as server:
-        engine = make_engine("cohere", fast_config(server))
-        image = models.Image(image=data, model="cohere/embed-english-v3.0")
-        done, failed = resolve_points(engine, points_of({"img": image}))
-        assert not failed
-        body = server.requests[0].body
-        data_url = "data:image/png;base64," + base64.b64encode(data).decode()
-        assert body["images"] == [data_url] and body["input_type"] == "image"
-        assert "texts" not in body
-        assert done[0].vector["img"] == pytest.approx(
-            server.expected("embed-english-v3.0", data_url), abs=1e-6
-        )
+    server = ProviderServer("cohere", api_key=KEY)
+    engine = in_process("cohere", server)
+    image = models.Image(image=data, model="cohere/embed-english-v3.0")
+    done, failed = resolve_points(engine, points_of({"img": image}))
+    assert not failed
+    body = server.requests[0].body
+    data_url = "data:image/png;base64," + base64.b64encode(data).decode()
+    assert body["images"] == [data_url] and body["input_type"] == "image"
+    assert "texts" not in body
+    assert done[0].vector["img"] == pytest.approx(
+        server.expected("embed-english-v3.0", data_url), abs=1e-6
+    )
 
 
 def test_jina_gets_image_urls_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JINA_API_KEY", KEY)
     url = "https://images.example.com/cat.png"
-    with ProviderServer("jinaai", api_key=KEY) as server:
-        engine = make_engine("jinaai", fast_config(server))
-        model = "jinaai/jina-clip-v2"
-        done, failed = resolve_points(
-            engine,
-            points_of({"img": models.Image(image=url, model=model), "txt": doc("a cat", model)}),
-        )
-        assert not failed
-        inputs = sorted(str(r.body["input"]) for r in server.requests)
-        assert inputs == [str([{"image": url}]), str([{"text": "a cat"}])]
-        assert done[0].vector["img"] == pytest.approx(
-            server.expected("jina-clip-v2", url), abs=1e-6
-        )
+    server = ProviderServer("jinaai", api_key=KEY)
+    engine = in_process("jinaai", server)
+    model = "jinaai/jina-clip-v2"
+    done, failed = resolve_points(
+        engine,
+        points_of({"img": models.Image(image=url, model=model), "txt": doc("a cat", model)}),
+    )
+    assert not failed
+    inputs = sorted(str(r.body["input"]) for r in server.requests)
+    assert inputs == [str([{"image": url}]), str([{"text": "a cat"}])]
+    assert done[0].vector["img"] == pytest.approx(server.expected("jina-clip-v2", url), abs=1e-6)
 
 
 # -- dedup and MRL ------------------------------------------------------------------------
 
 
 def test_identical_inputs_are_sent_once_and_mrl_comes_from_the_same_call(
-    openai_server: ProviderServer,
+    openai_fake: ProviderServer,
 ) -> None:
-    engine = make_engine("openai", fast_config(openai_server))
+    engine = in_process("openai", openai_fake)
     texts = ["red", "green", "red", "blue", "green", "red"]
     batch = points_of(
         *({"full": doc(t, dimensions=512), "small": doc(t, dimensions=512, mrl=64)} for t in texts)
     )
     done, failed = resolve_points(engine, batch)
     assert not failed
-    stats = openai_server.stats()
+    stats = openai_fake.stats()
     assert stats["requests"] == 1 and stats["inputs_received"] == 3
     full = np.asarray(done[0].vector["full"])
     small = np.asarray(done[0].vector["small"])
@@ -232,11 +262,11 @@ def test_identical_inputs_are_sent_once_and_mrl_comes_from_the_same_call(
     np.testing.assert_allclose(small, full[:64] / np.linalg.norm(full[:64]), atol=1e-6)
 
 
-def test_inputs_are_batched_to_the_provider_limits(openai_server: ProviderServer) -> None:
-    engine = make_engine("openai", fast_config(openai_server, max_inputs=7))
+def test_inputs_are_batched_to_the_provider_limits(openai_fake: ProviderServer) -> None:
+    engine = in_process("openai", openai_fake, max_inputs=7)
     done, failed = resolve_points(engine, points_of(*({"v": doc(f"text {i}")} for i in range(20))))
     assert not failed and len(done) == 20
-    sizes = sorted(len(r.body["input"]) for r in openai_server.requests)
+    sizes = sorted(len(r.body["input"]) for r in openai_fake.requests)
     assert sizes == [6, 7, 7]
     client = RemoteClient(PROVIDERS["cohere"], ProviderConfig(), KEY)
     from qdrant_beam.transforms.backends.providers import RemoteInput
@@ -255,8 +285,12 @@ def test_inputs_are_batched_to_the_provider_limits(openai_server: ProviderServer
 def test_429_500_and_timeouts_are_retried_honouring_retry_after(
     openai_server: ProviderServer,
 ) -> None:
+    """Over a socket: the timeout is the client's own 0.3 s read timeout."""
     openai_server.faults = Faults(
-        script=[429, 500, "timeout", 503, 200], retry_after="7", timeout_sleep_s=1.0
+        script=[429, 500, "timeout", 503, None],
+        retry_after_s="7",
+        retry_after_on={429, 503},
+        hold_s=1.0,
     )
     clock = FakeClock()
     config = fast_config(openai_server, timeout_s=0.3, max_retry_after_s=30)
@@ -266,18 +300,53 @@ def test_429_500_and_timeouts_are_retried_honouring_retry_after(
     assert clock.slept[0] == 7.0  # Retry-After, within the cap
     assert len(clock.slept) == 4
     assert openai_server.stats()["resent_after_success"] == 0
+    assert [r.fault for r in openai_server.requests] == ["429", "500", "timeout", "503", None]
 
 
-def test_retry_after_is_capped_and_reset_headers_are_read() -> None:
+def test_retry_after_is_capped_and_reset_headers_are_read(openai_fake: ProviderServer) -> None:
+    """A Retry-After of 30 s waits the configured 2 s at most; without Retry-After, OpenAI's
+    ``x-ratelimit-reset-requests`` says how long to wait."""
+    openai_fake.faults = Faults(
+        script=[429, Fault(429, retry_after_s=None)],
+        retry_after_s=30,
+        rate_limit_headers={"x-ratelimit-reset-requests": "1.5s"},
+    )
+    clock = FakeClock()
+    config = fast_config(openai_fake, max_retry_after_s=2.0)
+    engine = make_engine("openai", config, clock, transport=openai_fake.transport())
+    done, failed = resolve_points(engine, points_of({"v": doc("patient")}))
+    assert not failed and len(done) == 1
+    assert clock.slept == [2.0, 1.5]  # capped Retry-After, then the reset header
     assert parse_reset("6m0s") == 360.0
     assert parse_reset("20ms") == pytest.approx(0.02)
     assert parse_reset("1.5") == 1.5
     assert parse_reset("nonsense") is None
 
 
-def test_a_rejected_input_is_isolated_by_splitting(openai_server: ProviderServer) -> None:
-    openai_server.faults = Faults(poison="POISON")
-    engine = make_engine("openai", fast_config(openai_server))
+def test_requests_in_flight_never_exceed_the_concurrency_maximum(
+    openai_server: ProviderServer,
+) -> None:
+    """Twelve one-input requests on a pool of four threads, through a window of two: the
+    limiter holds the third back, and the server (which would answer 503 over two) never sees
+    more than two at once."""
+    openai_server.faults = Faults(latency_s=0.05, max_concurrent=2)
+    clients: list[RemoteClient] = []
+    config = fast_config(
+        openai_server, max_inputs=1, concurrency={"initial": 2, "minimum": 1, "maximum": 2}
+    )
+    engine = make_engine("openai", config, clients=clients)
+    done, failed = resolve_points(engine, points_of(*({"v": doc(f"t{i}")} for i in range(12))))
+    assert not failed and len(done) == 12
+    (client,) = clients
+    assert client.limiter.max_in_flight_seen == 2
+    assert openai_server.max_concurrent_seen == 2
+    stats = openai_server.stats()
+    assert stats["requests"] == 12 and "over_cap" not in stats["faults"]
+
+
+def test_a_rejected_input_is_isolated_by_splitting(openai_fake: ProviderServer) -> None:
+    openai_fake.poison = "POISON"
+    engine = in_process("openai", openai_fake)
     texts = [f"fine text {i}" for i in range(7)] + ["this one is POISON"]
     done, failed = resolve_points(engine, points_of(*({"v": doc(t)} for t in texts)))
     assert len(done) == 7 and len(failed) == 1
@@ -286,31 +355,34 @@ def test_a_rejected_input_is_isolated_by_splitting(openai_server: ProviderServer
     assert "input" in failed[0].message  # the provider's own message is kept
 
 
-def test_a_wrong_dimension_is_caught(openai_server: ProviderServer) -> None:
-    with ProviderServer("openai", api_key=KEY, wrong_dim={"text-embedding-3-small": 100}) as bad:
-        engine = make_engine("openai", fast_config(bad))
-        done, failed = resolve_points(engine, points_of({"v": doc("x", dimensions=256)}))
-        assert not done and failed[0].error_type == "VectorSizeMismatch"
-        assert "returned 100 dimensions where 256 are expected" in failed[0].message
+def test_a_wrong_dimension_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    bad = ProviderServer("openai", api_key=KEY, wrong_dim={"text-embedding-3-small": 100})
+    engine = in_process("openai", bad)
+    done, failed = resolve_points(engine, points_of({"v": doc("x", dimensions=256)}))
+    assert not done and failed[0].error_type == "VectorSizeMismatch"
+    assert "returned 100 dimensions where 256 are expected" in failed[0].message
 
 
 def test_a_refused_key_fails_loudly_without_showing_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
-    with ProviderServer("openai", api_key=KEY, echo_key_in_errors=True) as server:
-        engine = make_engine("openai", fast_config(server))
-        with pytest.raises(AuthError) as err:
-            resolve_points(engine, points_of({"v": doc("x")}))
-        assert SENTINEL not in str(err.value) and SENTINEL[:8] not in str(err.value)
-        assert "OPENAI_API_KEY" in str(err.value)
+    server = ProviderServer("openai", api_key=KEY, echo_key_in_errors=True)
+    engine = in_process("openai", server)
+    with pytest.raises(AuthError) as err:
+        resolve_points(engine, points_of({"v": doc("x")}))
+    assert server.stats()["requests_by_status"] == {"401": 1}  # the key was sent, and refused
+    assert SENTINEL not in str(err.value) and SENTINEL[:8] not in str(err.value)
+    assert "OPENAI_API_KEY" in str(err.value)
 
 
-def test_a_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    with ProviderServer("openai") as server:
-        engine = make_engine("openai", fast_config(server))
-        with pytest.raises(AuthError, match="OPENAI_API_KEY"):
-            resolve_points(engine, points_of({"v": doc("x")}))
+def test_a_missing_key_names_the_variable() -> None:
+    server = ProviderServer("openai")
+    engine = in_process("openai", server)
+    with pytest.raises(AuthError, match="OPENAI_API_KEY"):
+        resolve_points(engine, points_of({"v": doc("x")}))
+    assert server.requests == []  # refused before sending
 
 
 def test_redact_removes_echoed_prefixes() -> None:
@@ -320,16 +392,16 @@ def test_redact_removes_echoed_prefixes() -> None:
 
 
 def test_a_per_object_key_is_used_and_scrubbed_from_dead_letters() -> None:
-    with ProviderServer("openai", api_key=SENTINEL) as server:
-        server.faults = Faults(poison="POISON")
-        engine = make_engine("openai", fast_config(server))
-        key = {"openai-api-key": SENTINEL}
-        done, failed = resolve_points(
-            engine, points_of({"v": doc("good", **key)}, {"v": doc("POISON", **key)})
-        )
-        assert len(done) == 1 and len(failed) == 1
-        assert SENTINEL not in repr(failed[0]) and SENTINEL not in dead_letter_json(failed[0])
-        assert failed[0].record.vector["v"].options["openai-api-key"] == "<redacted>"
+    server = ProviderServer("openai", api_key=SENTINEL, poison="POISON")
+    engine = in_process("openai", server)
+    key = {"openai-api-key": SENTINEL}
+    done, failed = resolve_points(
+        engine, points_of({"v": doc("good", **key)}, {"v": doc("POISON", **key)})
+    )
+    assert len(done) == 1 and len(failed) == 1
+    assert all(r.auth_ok for r in server.requests)  # the object's key reached the provider
+    assert SENTINEL not in repr(failed[0]) and SENTINEL not in dead_letter_json(failed[0])
+    assert failed[0].record.vector["v"].options["openai-api-key"] == "<redacted>"
 
 
 # -- pipelines ----------------------------------------------------------------------------
@@ -361,7 +433,7 @@ def test_embed_points_dead_letter_carries_the_point_and_duplicates_own_their_lis
     dead letter still carries the point with its inference objects, as RecordsToPoints made
     it, and two records with the same text get equal vectors in separate lists."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    openai_server.faults = Faults(poison="POISON")
+    openai_server.poison = "POISON"
     spec = remote_spec(openai_server)
     records = [
         {"id": 1, "text": "same text", "extra": "dropped"},
@@ -394,10 +466,15 @@ def test_soak_5000_inputs_at_a_20_percent_fault_rate(
     """The server runs in its own process: in this one, the pipeline's threads would hold the
     GIL long enough to make honest answers late, and a late answer is a client timeout."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    faults = Faults(
-        rate_429=0.08, rate_500=0.08, rate_timeout=0.04, retry_after="0", timeout_sleep_s=2.0
+    faults = Faults(  # 8 % 429, 8 % 500, 4 % timeouts
+        error_rate=0.16,
+        error_statuses=(429, 500),
+        timeout_rate=0.04,
+        retry_after_s="0",
+        hold_s=2.0,
+        seed=3,
     )
-    with spawn_server("openai", api_key=KEY, faults=faults, seed=3) as server:
+    with spawn_server("openai", api_key=KEY, faults=faults) as server:
         spec = remote_spec(server, max_inputs=50, timeout_s=1.0, max_concurrency=4)  # type: ignore[arg-type]
         records = [{"id": i, "text": f"soak text number {i}"} for i in range(5_000)]
         out, result = run_collect(
@@ -443,7 +520,8 @@ def test_secret_sentinel_never_leaves_the_worker(
         ProviderServer("openai", api_key=SENTINEL, echo_key_in_errors=True) as provider,
         QdrantTestServer() as qdrant,
     ):
-        provider.faults = Faults(poison="POISON", script=[429, 500])
+        provider.poison = "POISON"
+        provider.faults = Faults(script=[429, 500])
         spec = remote_spec(provider)
         records = [{"id": i, "text": f"doc {i}"} for i in range(30)] + [
             {"id": 99, "text": "POISON pill"}

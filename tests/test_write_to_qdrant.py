@@ -17,9 +17,9 @@ from apache_beam.ml.rag.types import Content, EmbeddableItem, Embedding
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.display import DisplayData
 from conftest import counter, run_collect
+from fakes.qdrant import Faults, QdrantTestServer
 from model_factory import TINY_TEXT_MODEL_NAME
 from qdrant_client import models
-from qdrant_server import Faults, QdrantTestServer
 
 from qdrant_beam import EmbedPoints, load_spec
 from qdrant_beam.connectors import (

@@ -1,4 +1,8 @@
-"""One batch against the REST test server: retries, Retry-After, bisection, error mapping."""
+"""One batch against the REST test server: retries, Retry-After, bisection, error mapping.
+
+Answers decided by status and body alone go through ``server.transport()`` (in process, no
+socket); resets and timeouts go over a real socket.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fakes.qdrant import Fault, Faults, QdrantTestServer
 from qdrant_client import models
-from qdrant_server import Fault, Faults, QdrantTestServer
 
 from qdrant_beam.connectors import CollectionSchema, DenseVector, FakeClock, RetryPolicy
 from qdrant_beam.connectors.collection import SparseVector
@@ -41,8 +45,19 @@ def server() -> Iterator[QdrantTestServer]:
 
 @pytest.fixture
 def client(server: QdrantTestServer) -> Iterator[Any]:
+    """Over a loopback socket."""
     server.reset()
     client = server.client(timeout=1)
+    SCHEMA.create(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mock_client(server: QdrantTestServer) -> Iterator[Any]:
+    """Through the server's in-process transport: no socket."""
+    server.reset()
+    client = server.client(timeout=1, transport=server.transport())
     SCHEMA.create(client)
     yield client
     client.close()
@@ -89,9 +104,9 @@ def test_transient_errors_are_retried_with_backoff_and_retry_after(
 
 
 def test_exhausted_retries_fail_the_batch_with_attempts(
-    server: QdrantTestServer, client: Any
+    server: QdrantTestServer, mock_client: Any
 ) -> None:
-    retrying, _ = writer(client, FakeClock(), max_attempts=3)
+    retrying, _ = writer(mock_client, FakeClock(), max_attempts=3)
     server.push_script(503, 503, 503)
     report = retrying.write([point(1), point(2)])
     assert report.written == []
@@ -101,9 +116,9 @@ def test_exhausted_retries_fail_the_batch_with_attempts(
     ]
 
 
-def test_deadline_stops_retries(server: QdrantTestServer, client: Any) -> None:
+def test_deadline_stops_retries(server: QdrantTestServer, mock_client: Any) -> None:
     clock = FakeClock()
-    retrying, _ = writer(client, clock, deadline_s=4.0, max_retry_after_s=3.0)
+    retrying, _ = writer(mock_client, clock, deadline_s=4.0, max_retry_after_s=3.0)
     server.push_script(Fault(429, retry_after_s=3), Fault(429, retry_after_s=3))
     report = retrying.write([point(1)])
     assert report.requests == 2 and clock.slept == [3.0]
@@ -120,8 +135,9 @@ def test_timeout_is_retried_and_signals_throttle(server: QdrantTestServer, clien
 
 
 def test_poisoned_batch_is_bisected_and_only_the_bad_point_fails(
-    server: QdrantTestServer, client: Any
+    server: QdrantTestServer, mock_client: Any
 ) -> None:
+    client = mock_client
     points = [point(i) for i in range(16)]
     points[11] = point(11, dim=3)  # wrong dimension
     retrying, _ = writer(client, FakeClock())
@@ -147,7 +163,7 @@ def test_missing_collection_fails_the_whole_batch_without_bisecting(
     server: QdrantTestServer,
 ) -> None:
     server.reset()
-    client = server.client(timeout=1)
+    client = server.client(timeout=1, transport=server.transport())
     retrying, _ = writer(client, FakeClock())
     report = retrying.write([point(i) for i in range(8)])
     assert report.requests == 1 and len(report.failed) == 8
@@ -173,7 +189,11 @@ def test_error_translation(server: QdrantTestServer, client: Any) -> None:
 
 
 def test_auth_errors_are_permanent() -> None:
-    with QdrantTestServer(api_key="sentinel-key") as srv:
-        client = srv.client(api_key=None)
+    srv = QdrantTestServer(api_key="sentinel-key")
+    try:
+        client = srv.client(api_key=None, transport=srv.transport())
         with pytest.raises(AuthError), translate_errors():
             client.get_collections()
+        assert [r.status for r in srv.requests] == [401]
+    finally:
+        srv.close()

@@ -15,7 +15,7 @@ Usage::
                                 GrpcFault(grpc.StatusCode.UNAVAILABLE, apply=True))
         grpc_server.stats.calls["Points/Upsert"], grpc_server.stats.faults
 
-With ``backend=`` a ``QdrantTestServer`` (tests/qdrant_server.py), both servers serve the same
+With ``backend=`` a ``QdrantTestServer`` (``fakes.qdrant``), both servers serve the same
 data: this server uses its ``.local`` client and ``.lock``. Without it, the server owns a
 ``QdrantClient(":memory:")``.
 
@@ -37,7 +37,8 @@ API (thread-safe)::
 
     GrpcFault(code, details=None, *, retry_after_s=None, apply=False, hold=False)
 
-Fault semantics:
+Fault semantics (gRPC outcomes are status codes, not HTTP statuses, so this fake keeps its own
+small ``GrpcFault`` script rather than ``fakes.faults``):
 
 * ``details`` defaults to a Qdrant-like message for the code (``"Rate limiting exceeded: ..."``
   for RESOURCE_EXHAUSTED, ``"Service unavailable: ..."`` for UNAVAILABLE, ...).
@@ -88,7 +89,9 @@ import grpc as grpcio
 from qdrant_client import QdrantClient, models
 from qdrant_client import grpc as pb
 from qdrant_client.conversions.conversion import GrpcToRest, RestToGrpc
-from qdrant_server import QdrantTestServer, _backend_error, _default_version
+
+from .qdrant import QdrantTestServer
+from .qdrant_api import backend_error, default_version
 
 __all__ = ["GrpcFault", "GrpcStats", "QdrantGrpcTestServer"]
 
@@ -105,7 +108,7 @@ _DEFAULT_DETAILS = {
     StatusCode.UNAUTHENTICATED: "Invalid api-key",
 }
 
-# HTTP status of tests/qdrant_server.py's backend errors -> Qdrant's gRPC code for them.
+# HTTP status of the REST fake's backend errors (fakes.qdrant_api) -> Qdrant's gRPC code for them.
 _HTTP_TO_GRPC = {
     400: StatusCode.INVALID_ARGUMENT,
     404: StatusCode.NOT_FOUND,
@@ -186,7 +189,7 @@ class QdrantGrpcTestServer:
         self.port = port
         self.backend = backend
         self.api_key = api_key
-        self.version = version or _default_version()
+        self.version = version or default_version()
         self.fault_rpcs = fault_rpcs
         self.max_workers = max_workers
         self.max_message_mb = max_message_mb
@@ -355,7 +358,7 @@ class QdrantGrpcTestServer:
         except _Abort:
             raise
         except (ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
-            http = _backend_error(e)  # the REST server's mapping: 400 / 404 / 409 + message
+            http = backend_error(e)  # the REST server's mapping: 400 / 404 / 409 + message
             code = _HTTP_TO_GRPC.get(http.status, StatusCode.INVALID_ARGUMENT)
             raise _Abort(code, http.message) from e
         except Exception as e:
