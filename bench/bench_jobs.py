@@ -321,19 +321,20 @@ def startup_floor() -> float:
 
 
 def qdrant_resident_mb(path: Path, collection: str = COLLECTION) -> dict[str, Any]:
-    """RSS a fresh process gains by opening the embedded Qdrant folder (its points in memory)."""
+    """RSS a fresh process gains by opening the embedded Qdrant folder and counting it."""
     code = f"""
 import json, resource
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'):
             return int(line.split()[1]) / 1024
-from qdrant_client import QdrantClient
+from qdrant_beam import QdrantTarget
+target = QdrantTarget(path={str(path)!r})
 before = rss()
-client = QdrantClient(path={str(path)!r})
+client = target.connect()
 count = client.count({collection!r}).count
 after = rss()
-client.close()
+target.release(client)
 print(json.dumps({{"points": count, "rss_gain_mb": round(after - before, 1)}}))
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -1,4 +1,4 @@
-"""Where points go: a Qdrant server (REST or gRPC) or qdrant-client's embedded local mode.
+"""Where points go: a Qdrant server (REST or gRPC), or an embedded Qdrant in this process.
 
 A target is config, safe to pickle into the pipeline graph: the API key is never stored in
 it, only the name of the environment variable that holds it, read on the worker when the
@@ -7,8 +7,9 @@ client is built (``connect``).
 Usage::
 
     QdrantTarget(url="https://xyz.cloud.qdrant.io:6333", api_key_env="QDRANT_API_KEY")
-    QdrantTarget(path="/data/qdrant")      # embedded, one process only
-    QdrantTarget(location=":memory:")      # embedded, in this process only
+    QdrantTarget(path="/data/qdrant")      # embedded (qdrant-edge), one process only
+    QdrantTarget(path="/data/q", engine="local")   # qdrant-client's local mode
+    QdrantTarget(location=":memory:")      # local mode in memory, in this process only
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from qdrant_beam.connectors import embedded
 from qdrant_beam.io.errors import SpecError, TransientError, Unavailable
 from qdrant_beam.io.tls import httpx_verify
 
@@ -36,8 +38,13 @@ class QdrantTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str | None = Field(None, description="Server URL, e.g. http://localhost:6333.")
-    path: str | None = Field(None, description="Embedded local mode storage folder.")
-    location: str | None = Field(None, description="':memory:' for embedded in-memory mode.")
+    path: str | None = Field(None, description="Folder of an embedded Qdrant.")
+    location: str | None = Field(None, description="':memory:': local mode in memory.")
+    engine: embedded.Engine = Field(
+        "auto",
+        description="Embedded engine of a path: 'edge' (Qdrant's own), 'local' (qdrant-client's "
+        "local mode), or 'auto' (local for a folder local mode wrote, else edge).",
+    )
     prefer_grpc: bool = Field(False, description="Talk gRPC (port grpc_port) instead of REST.")
     grpc_port: int = Field(6334, description="gRPC port of the server.")
     api_key_env: str | None = Field(
@@ -60,10 +67,18 @@ class QdrantTarget(BaseModel):
     def is_local(self) -> bool:
         return self.url is None
 
+    @property
+    def store_key(self) -> str:
+        return self.path or embedded.MEMORY
+
+    def embedded_engine(self) -> str | None:
+        """``edge`` or ``local`` for an embedded target, ``None`` for a server."""
+        return embedded.engine_for(self.path, self.engine) if self.is_local else None
+
     def release(self, client: Any) -> None:
         """Give back a client from ``connect``: closes server clients and unused local folders."""
         if self.is_local:
-            _LOCAL.release(self.path or ":memory:")
+            embedded.release(self.store_key)
         else:
             client.close()
 
@@ -85,8 +100,10 @@ class QdrantTarget(BaseModel):
             self.release(client)
 
     def write_lock(self) -> threading.Lock | None:
-        """A lock that serialises writes, for the embedded mode, which is not thread-safe."""
-        return _LOCAL.write_lock(self.path or ":memory:") if self.is_local else None
+        """A lock that serialises calls, for local mode, which is not thread-safe."""
+        if self.embedded_engine() != "local":
+            return None
+        return embedded.write_lock(self.store_key)
 
     @contextlib.contextmanager
     def named_in_errors(self) -> Iterator[None]:
@@ -121,7 +138,8 @@ class QdrantTarget(BaseModel):
         """For logs and display data: never includes the key."""
         if self.url:
             return f"{self.url} ({'gRPC' if self.prefer_grpc else 'REST'})"
-        return f"local {self.path or self.location}"
+        engine = "qdrant-edge" if self.embedded_engine() == "edge" else "local mode"
+        return f"embedded {self.path or self.location} ({engine})"
 
     def api_key(self) -> str | None:
         if not self.api_key_env:
@@ -129,11 +147,12 @@ class QdrantTarget(BaseModel):
         return os.environ.get(self.api_key_env) or None
 
     def connect(self, **overrides: Any) -> Any:
-        """Build a ``QdrantClient``; call on the worker (``DoFn.setup``), never at graph time."""
+        """A client (``QdrantClient``, or ``EdgeClient`` for the embedded engine); call on the
+        worker (``DoFn.setup``), never at graph time."""
         from qdrant_client import QdrantClient
 
         if self.is_local:
-            return _LOCAL.acquire(self.path or ":memory:")
+            return embedded.acquire(self.store_key, self.engine)
         kwargs: dict[str, Any] = {
             "url": self.url,
             "prefer_grpc": self.prefer_grpc,
@@ -155,55 +174,3 @@ class QdrantTarget(BaseModel):
         if self.https:
             return httpx_verify(None, verify=self.verify_tls)
         return httpx_verify(self.url, verify=self.verify_tls)
-
-
-class _LocalClients:
-    """One embedded client per storage folder per process, shared by every DoFn thread.
-
-    Local mode locks its folder per client, so a second client on the same folder fails even
-    in the same process. ``:memory:`` is kept for the life of the process, so the data a
-    pipeline wrote can be read back through ``target.connect()`` afterwards.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-        self._users: dict[str, int] = {}
-        self._write_locks: dict[str, threading.Lock] = {}
-
-    def write_lock(self, key: str) -> threading.Lock:
-        """Local mode is not thread-safe: every write to one folder goes through this lock."""
-        with self._lock:
-            return self._write_locks.setdefault(key, threading.Lock())
-
-    def acquire(self, key: str) -> Any:
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = _open_local(key)
-            self._users[key] = self._users.get(key, 0) + 1
-            return self._clients[key]
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            self._users[key] = max(0, self._users.get(key, 0) - 1)
-            if self._users[key] == 0 and key != ":memory:" and key in self._clients:
-                self._clients.pop(key).close()
-
-
-def _open_local(key: str) -> Any:
-    from qdrant_client import QdrantClient
-
-    if key == ":memory:":
-        return QdrantClient(location=":memory:")
-    try:
-        return QdrantClient(path=key)
-    except RuntimeError as exc:  # portalocker: another process holds the folder
-        raise SpecError(
-            f"the embedded Qdrant folder {key!r} is already open in another process "
-            f"({exc}). Embedded local mode allows one process per folder: run on "
-            f"FnApiRunner or DirectRunner in_memory/multi_threading mode, or write to a Qdrant "
-            f"server with url=..."
-        ) from None
-
-
-_LOCAL = _LocalClients()

@@ -43,7 +43,14 @@ class IngestOptions(PipelineOptions):
         )
         group.add_argument("--qdrant-url", default=None, help="Qdrant server URL")
         group.add_argument(
-            "--qdrant-path", default=None, help="folder of an embedded (local mode) Qdrant"
+            "--qdrant-path", default=None, help="folder of an embedded Qdrant (this process)"
+        )
+        group.add_argument(
+            "--qdrant-engine",
+            choices=("auto", "edge", "local"),
+            default="auto",
+            help="engine of --qdrant-path: edge (Qdrant's own, the default for new folders), "
+            "local (qdrant-client's local mode; auto picks it for folders it wrote)",
         )
         group.add_argument(
             "--qdrant-api-key-env",

@@ -22,10 +22,10 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import TEXT_DIM
+from fakes.qdrant import Faults, QdrantTestServer
 from model_factory import TINY_TEXT_MODEL_NAME
-from qdrant_client import QdrantClient
-from qdrant_server import Faults, QdrantTestServer
 
+from qdrant_beam.connectors import QdrantTarget
 from qdrant_beam.pipelines.cli import main
 from qdrant_beam.pipelines.content_hash import CONTENT_HASH_FIELD
 from qdrant_beam.pipelines.jobs import JobResult, run_ingest, run_reindex
@@ -84,12 +84,13 @@ def reindex(*args: str) -> JobResult:
 
 
 def local_points(path: Path, collection: str = "docs") -> dict[str, Any]:
-    client = QdrantClient(path=str(path))
+    target = QdrantTarget(path=str(path))
+    client = target.connect()
     try:
         records, _ = client.scroll(collection, limit=10_000, with_vectors=True)
         return {r.payload["doc_id"]: r for r in records}
     finally:
-        client.close()
+        target.release(client)
 
 
 # -- ingest -------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ def test_incremental_lookups_over_rest_survive_transient_errors(
     again = reindex(*args)
     assert again.summary.reindex == {"skipped": 30}
     assert again.summary.model_calls == 0 and again.summary.points_written == 0
-    assert server.stats.faults == {"status:503": 1, "status:429": 1}
+    assert server.stats.faults == {"503": 1, "429": 1}
     write_jsonl(data, make_records(30, edit={3}) + make_records(2, start=50))
     third = reindex(*args)
     assert third.summary.reindex == {"skipped": 29, "updated": 1, "added": 2}
