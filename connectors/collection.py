@@ -20,6 +20,7 @@ from qdrant_client import models
 from qdrant_beam.connectors.qdrant_errors import translate_errors
 from qdrant_beam.io.errors import SpecError
 from qdrant_beam.transforms.backends.registry import VectorKind
+from qdrant_beam.transforms.chunk_points import INDEX_FIELD, PARENT_FIELD
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["CollectionSchema", "DenseVector", "SchemaMismatch", "SparseVector", "ensure_collection"]
@@ -93,9 +94,13 @@ class CollectionSchema:
                     f"vectors.{vector_name}: the size of model {info.name!r} is unknown; "
                     f"declare `dim` under `models:`"
                 )
-            multi = info.vector_kind is VectorKind.MULTIVECTOR
+            multi = spec.is_multivector(vector_name)
             dense[vector_name] = DenseVector(size, vector.distance, multi, vector.on_disk)
-        return cls(name or spec.collection, dense, sparse, dict(spec.payload_indexes))
+        indexes = dict(spec.payload_indexes)
+        if spec.chunks is not None:  # stale chunks are found by parent and index
+            indexes.setdefault(PARENT_FIELD, "keyword")
+            indexes.setdefault(INDEX_FIELD, "integer")
+        return cls(name or spec.collection, dense, sparse, indexes)
 
     def create(self, client: Any) -> None:
         with translate_errors():

@@ -1,4 +1,5 @@
-"""``WriteToQdrant``: points in; write results and dead letters out.
+"""``WriteToQdrant``: points (or records' chunk points, ``ChunkGroup``) in; write results and
+dead letters out.
 
 Usage::
 
@@ -35,6 +36,7 @@ from qdrant_beam.io.errors import InvalidRecord, SpecError
 from qdrant_beam.io.limiter import InFlight, Limiter
 from qdrant_beam.io.retry import RetryPolicy
 from qdrant_beam.io.window import Concurrency
+from qdrant_beam.transforms.chunk_points import ChunkGroup
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.outputs import AnnotatedTransform, windowed
 from qdrant_beam.transforms.spec import PointsSpec, problems
@@ -142,6 +144,13 @@ class _SinkMetrics:
             self.latency.update(latency)
 
 
+def element_bytes(element: Any) -> int:
+    """Estimated JSON size of a point, or of a record's chunk points together."""
+    if isinstance(element, ChunkGroup):
+        return sum(point_bytes(p) for p in element.points)
+    return point_bytes(element)
+
+
 def _refusal(point: Any, inference: str) -> InvalidRecord | None:
     """Why a point cannot be sent at all, if it cannot."""
     if inference == "local" and has_inference_objects(point):
@@ -172,9 +181,9 @@ class _WriteDoFn(beam.DoFn):
     def setup(self) -> None:
         self._m = _SinkMetrics()
         self._client: Any = None
-        self._inflight: InFlight[list[models.PointStruct], WriteReport] | None = None
+        self._inflight: InFlight[Any, WriteReport] | None = None
 
-    def _start(self) -> InFlight[list[models.PointStruct], WriteReport]:
+    def _start(self) -> InFlight[Any, WriteReport]:
         """Connects on the first batch: a run with nothing to write (an unchanged reindex)
         opens no client."""
         if self._inflight is not None:
@@ -197,30 +206,38 @@ class _WriteDoFn(beam.DoFn):
             rng=random.Random(config.seed),
             listener=limiter,
         )
-        self._inflight = InFlight(writer.write, limiter, name="qdrant-beam-write")
+        self._inflight = InFlight(
+            lambda work: writer.write(*work), limiter, name="qdrant-beam-write"
+        )
         return self._inflight
 
     def process(
         self,
-        batch: list[models.PointStruct],
+        batch: list[models.PointStruct | ChunkGroup],
         window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:
         good: list[models.PointStruct] = []
-        for point in batch:
-            refusal = _refusal(point, self._config.inference)
-            if refusal is None:
-                good.append(point)
+        stale: list[tuple[str, int]] = []
+        for element in batch:
+            group = element if isinstance(element, ChunkGroup) else None
+            points = group.points if group is not None else [element]
+            refusals = [_refusal(point, self._config.inference) for point in points]
+            if not any(refusals):
+                good.extend(points)
+                if group is not None:
+                    stale.append((group.parent_id, len(group.points)))
                 continue
-            self._m.dead.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS, FailedRecord.from_exception(point, Stage.WRITE, refusal)
-            )
+            for point, refusal in zip(points, refusals, strict=True):  # a record as a whole
+                error = refusal or InvalidRecord("another chunk of this record was refused")
+                self._m.dead.inc()
+                failed = FailedRecord.from_exception(point, Stage.WRITE, error)
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, failed)
         if good:
             inflight = self._start()
             limiter = inflight.limiter
             blocked = limiter.blocked_s
-            inflight.submit(good, tag=(window, timestamp))
+            inflight.submit((good, stale), tag=(window, timestamp))
             self._m.blocked_ms.inc(int((limiter.blocked_s - blocked) * _MS_PER_S))
             self._m.window.set(limiter.size)
             self._m.in_flight.update(limiter.in_flight)
@@ -339,7 +356,7 @@ class WriteToQdrant(AnnotatedTransform):
             >> beam.BatchElements(
                 min_batch_size=config.upsert_batch_size,
                 max_batch_size=config.upsert_batch_size,
-                element_size_fn=lambda p: max(1, math.ceil(point_bytes(p) * per_byte)),
+                element_size_fn=lambda e: max(1, math.ceil(element_bytes(e) * per_byte)),
             )
             | "Upsert"
             >> beam.ParDo(

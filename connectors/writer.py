@@ -22,6 +22,7 @@ from qdrant_beam.connectors.qdrant_errors import RejectedPoints, translate_error
 from qdrant_beam.io.clock import Clock
 from qdrant_beam.io.errors import QdrantBeamError
 from qdrant_beam.io.retry import Retrying, RetryListener, RetryPolicy, is_throttle, retry_cause
+from qdrant_beam.transforms.chunk_points import INDEX_FIELD, PARENT_FIELD
 
 __all__ = ["PointWriter", "QdrantPointWriter", "RetryingWriter", "WriteReport"]
 
@@ -31,6 +32,9 @@ _MS_PER_S = 1000
 class PointWriter(Protocol):
     def write(self, points: list[models.PointStruct]) -> None:
         """Write all points or raise a ``QdrantBeamError``."""
+
+    def delete_stale_chunks(self, stale: list[tuple[str, int]]) -> None:
+        """Delete records' chunk points past their new count, or raise."""
 
 
 class QdrantPointWriter:
@@ -68,6 +72,24 @@ class QdrantPointWriter:
                 self._client.upsert(
                     self._collection, points=points, wait=self._wait, ordering=self._ordering
                 )
+
+    def delete_stale_chunks(self, stale: list[tuple[str, int]]) -> None:
+        """Delete, for each (parent id, chunk count), that record's chunks past the count."""
+        selector = models.FilterSelector(
+            filter=models.Filter(should=[stale_chunks(p, n) for p, n in stale])
+        )
+        with self._lock, translate_errors():
+            self._client.delete(self._collection, points_selector=selector, wait=True)
+
+
+def stale_chunks(parent_id: str, count: int) -> models.Filter:
+    """The chunk points of ``parent_id`` from index ``count`` on."""
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=PARENT_FIELD, match=models.MatchValue(value=parent_id)),
+            models.FieldCondition(key=INDEX_FIELD, range=models.Range(gte=count)),
+        ]
+    )
 
 
 @dataclasses.dataclass
@@ -110,10 +132,29 @@ class RetryingWriter:
         self._writer = writer
         self._retrying = Retrying(policy, clock=clock, rng=rng, listener=listener)
 
-    def write(self, points: list[models.PointStruct]) -> WriteReport:
+    def write(
+        self, points: list[models.PointStruct], stale: list[tuple[str, int]] | None = None
+    ) -> WriteReport:
+        """Write the points; first, delete the ``stale`` chunks of records written here
+        (``(parent id, new chunk count)``): if that fails, no point of the batch is sent."""
         report = WriteReport()
+        if stale:
+            try:
+                self._retrying.call(
+                    lambda: self._counted(report, self._writer.delete_stale_chunks, stale),
+                    on_retry=report.retried,
+                )
+            except QdrantBeamError as exc:
+                attempts = getattr(exc, "attempts", 1)
+                report.failed.extend((point, exc, attempts) for point in points)
+                return report
         self._write(points, report)
         return report
+
+    @staticmethod
+    def _counted(report: WriteReport, call: Any, *args: Any) -> None:
+        report.requests += 1
+        call(*args)
 
     def _write(self, points: list[models.PointStruct], report: WriteReport) -> None:
         try:

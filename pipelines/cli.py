@@ -76,7 +76,7 @@ def _query(args: argparse.Namespace) -> int:
     target = (
         QdrantTarget(url=args.qdrant_url, api_key_env=args.qdrant_api_key_env)
         if args.qdrant_url
-        else QdrantTarget(path=args.qdrant_path)
+        else QdrantTarget(path=args.qdrant_path, engine=args.qdrant_engine)
     )
     with target.named_in_errors():
         hits = _search(target, spec, args)
@@ -86,6 +86,8 @@ def _query(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, 1):
         payload = hit.payload or {}
         title = next((str(payload[k]) for k in args.show if k in payload), "")
+        if args.group_by_parent:
+            title = f"[{payload.get('parent_id')} #{payload.get('chunk_index')}] {title}"
         print(f"{rank:2d}. {hit.score:.4f}  {hit.id}  {title}")
     return 0
 
@@ -104,9 +106,34 @@ def _search(target: Any, spec: PointsSpec, args: argparse.Namespace) -> list[Any
             sparse=args.sparse,
             limit=args.limit,
             collection=args.collection,
+            group_by_parent=args.group_by_parent,
         )
     finally:
         target.release(client)
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from qdrant_beam.connectors.target import QdrantTarget
+    from qdrant_beam.pipelines.upload import upload
+
+    source = QdrantTarget(path=args.qdrant_path, engine=args.qdrant_engine)
+    destination = QdrantTarget(
+        url=args.to_url, api_key_env=args.to_api_key_env, prefer_grpc=args.to_grpc
+    )
+    result = upload(
+        source,
+        args.collection,
+        destination,
+        to_collection=args.to_collection,
+        batch_size=args.batch_size,
+        emit=_say,
+    )
+    print(
+        f"uploaded {result.points:,} points from {args.qdrant_path} ({args.collection}) to "
+        f"{destination.describe()} ({result.collection}, {result.status}); "
+        f"{result.failed:,} failed"
+    )
+    return 1 if result.failed else 0
 
 
 JOB_COMMANDS = ("ingest", "reindex")
@@ -159,15 +186,33 @@ def _main(argv: list[str]) -> int:
     query.add_argument("--small", help="an MRL-small vector to prefetch with, then rescore")
     query.add_argument("--sparse", help="a sparse vector (e.g. BM25) to fuse with by RRF")
     query.add_argument("--limit", type=int, default=5)
+    query.add_argument(
+        "--group-by-parent",
+        action="store_true",
+        help="chunk points: one hit per record (its best chunk)",
+    )
     query.add_argument("--collection", help="collection or alias (default: the spec's)")
     query.add_argument("--qdrant-url")
     query.add_argument("--qdrant-path")
+    query.add_argument("--qdrant-engine", choices=("auto", "edge", "local"), default="auto")
     query.add_argument("--qdrant-api-key-env", default="QDRANT_API_KEY")
     query.add_argument(
         "--show", nargs="*", default=["title", "name", "text"], help="payload fields to print"
     )
     query.add_argument("--json", action="store_true", help="print hits as JSON")
     query.set_defaults(run=_query)
+    up = commands.add_parser(
+        "upload", help="copy a collection of an embedded store to a Qdrant server"
+    )
+    up.add_argument("--qdrant-path", required=True, help="the embedded store's folder")
+    up.add_argument("--qdrant-engine", choices=("auto", "edge", "local"), default="auto")
+    up.add_argument("--collection", required=True, help="collection (or alias) to copy")
+    up.add_argument("--to-url", required=True, help="the server, e.g. https://HOST:6333")
+    up.add_argument("--to-collection", help="name on the server (default: the same)")
+    up.add_argument("--to-api-key-env", default="QDRANT_API_KEY")
+    up.add_argument("--to-grpc", action="store_true", help="upload over gRPC")
+    up.add_argument("--batch-size", type=int, default=256, help="points per upsert")
+    up.set_defaults(run=_upload)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from typing import Any
 
+from qdrant_beam.transforms.chunking import SPLITTER_VERSION
+from qdrant_beam.transforms.mapping import id_text
 from qdrant_beam.transforms.options import canonical_json
 from qdrant_beam.transforms.spec import PointsSpec
 
@@ -21,6 +22,15 @@ def spec_fingerprint(spec: PointsSpec) -> str:
     """The part of the spec that shapes points: changing a model, an option, the id rule or the
     payload fields re-embeds everything."""
     shaping = spec.model_dump(mode="json", include={"id", "payload", "vectors"})
+    chunked = spec.chunks is not None
+    for vector in shaping["vectors"].values():
+        if vector.get("chunking") is None:
+            vector.pop("chunking", None)  # a spec without chunking hashes as it always did
+        else:
+            chunked = True
+    if chunked:  # another splitter version may cut other chunks: re-embed
+        shaping["chunks"] = spec.model_dump(mode="json", include={"chunks"})["chunks"]
+        shaping["splitter"] = SPLITTER_VERSION
     return canonical_json(shaping)
 
 
@@ -61,9 +71,4 @@ class ContentHasher:
 
 def id_key(point_id: Any) -> str:
     """Ids as Qdrant returns them: integers as text, UUIDs in canonical form."""
-    if isinstance(point_id, int):
-        return str(point_id)
-    try:
-        return str(uuid.UUID(str(point_id)))
-    except ValueError:
-        return str(point_id)
+    return id_text(point_id)

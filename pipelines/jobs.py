@@ -83,7 +83,7 @@ def target_from_options(opts: IngestOptions) -> QdrantTarget:
         return QdrantTarget(
             url=opts.qdrant_url, prefer_grpc=opts.prefer_grpc, api_key_env=opts.qdrant_api_key_env
         )
-    return QdrantTarget(path=opts.qdrant_path)
+    return QdrantTarget(path=opts.qdrant_path, engine=opts.qdrant_engine)
 
 
 def _check_required(opts: IngestOptions) -> None:
@@ -144,7 +144,9 @@ def _build(
             spec, target, collection, find_missing=delete_missing
         )
         if skipped.missing is not None:
-            _ = skipped.missing | "DeleteMissing" >> DeletePoints(target, collection)
+            _ = skipped.missing | "DeleteMissing" >> DeletePoints(
+                target, collection, parents=spec.chunks is not None
+            )
         resolve = ResolveInference.from_spec(
             spec, prepare=FromHashedRecords(spec, CONTENT_HASH_FIELD), **resolve_kwargs
         )

@@ -13,6 +13,7 @@ from qdrant_client import models
 
 from qdrant_beam.io.errors import SpecError
 from qdrant_beam.transforms.catalog import ModelCatalog
+from qdrant_beam.transforms.chunk_points import PARENT_FIELD
 from qdrant_beam.transforms.engine import InferenceEngine
 from qdrant_beam.transforms.mapping import MappedRecord
 from qdrant_beam.transforms.spec import PointsSpec
@@ -59,6 +60,7 @@ def search(
     limit: int = 5,
     prefetch_limit: int = 50,
     collection: str | None = None,
+    group_by_parent: bool = False,
     embedder: QueryEmbedder | None = None,
 ) -> list[models.ScoredPoint]:
     """Top hits for ``text``.
@@ -67,36 +69,42 @@ def search(
         vector: the full-size dense (or multi) vector to rank by.
         small: an MRL-truncated vector of the same model: prefetch with it, rescore on ``vector``.
         sparse: a sparse vector (e.g. BM25) to fuse with the dense ranking by RRF.
+        group_by_parent: chunk points: the best chunk of each record, one hit per record.
     """
     embedder = embedder or QueryEmbedder(spec)
     name = collection or spec.collection
-    dense_query = embedder.embed(vector, text)
+
+    def query_of(name: str) -> Any:
+        embedded = embedder.embed(name, text)
+        # a chunked vector is a multivector: the query is one chunk, scored by max_sim
+        return [embedded] if spec.vectors[name].chunking is not None else embedded
+
+    dense_query = query_of(vector)
     dense_prefetch = None
     if small is not None:
-        dense_prefetch = models.Prefetch(
-            query=embedder.embed(small, text), using=small, limit=prefetch_limit
-        )
+        dense_prefetch = models.Prefetch(query=query_of(small), using=small, limit=prefetch_limit)
     if sparse is None:
-        result = client.query_points(
-            name,
-            query=dense_query,
-            using=vector,
-            prefetch=dense_prefetch,
-            limit=limit,
-            with_payload=True,
+        request: dict[str, Any] = {
+            "query": dense_query,
+            "using": vector,
+            "prefetch": dense_prefetch,
+        }
+    else:
+        dense_branch = models.Prefetch(
+            query=dense_query, using=vector, prefetch=dense_prefetch, limit=prefetch_limit
         )
-        return list(result.points)
-    dense_branch = models.Prefetch(
-        query=dense_query, using=vector, prefetch=dense_prefetch, limit=prefetch_limit
-    )
-    sparse_branch = models.Prefetch(
-        query=embedder.embed(sparse, text), using=sparse, limit=prefetch_limit
-    )
-    result = client.query_points(
-        name,
-        prefetch=[dense_branch, sparse_branch],
-        query=models.FusionQuery(fusion=models.Fusion.RRF),
-        limit=limit,
-        with_payload=True,
-    )
-    return list(result.points)
+        sparse_branch = models.Prefetch(
+            query=embedder.embed(sparse, text), using=sparse, limit=prefetch_limit
+        )
+        request = {
+            "prefetch": [dense_branch, sparse_branch],
+            "query": models.FusionQuery(fusion=models.Fusion.RRF),
+        }
+    if not group_by_parent:
+        return list(client.query_points(name, limit=limit, with_payload=True, **request).points)
+    if spec.chunks is None:
+        raise SpecError("--group-by-parent needs chunk points: a spec with a `chunks` block")
+    groups = client.query_points_groups(
+        name, group_by=PARENT_FIELD, limit=limit, group_size=1, with_payload=True, **request
+    ).groups
+    return [group.hits[0] for group in groups if group.hits]

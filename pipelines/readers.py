@@ -42,7 +42,7 @@ from qdrant_beam.pipelines.formats import (
 from qdrant_beam.pipelines.options import INPUT_FORMATS
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS
 from qdrant_beam.transforms.outputs import AnnotatedTransform
-from qdrant_beam.transforms.spec import PointsSpec, load_spec
+from qdrant_beam.transforms.spec import CHUNK_FIELD, PointsSpec, load_spec
 from qdrant_beam.transforms.templates import Template
 
 __all__ = [
@@ -154,10 +154,13 @@ def fields_used(spec: PointsSpec | Mapping[str, Any]) -> list[str] | None:
     if spec.payload.include is None:
         return None
     templates = [spec.id, *(vector.template for vector in spec.vectors.values())]
+    if spec.chunks is not None:
+        templates.append(spec.chunks.text)
     fields: dict[str, None] = {}  # ordered set
     for source in templates:
         for path in Template.parse(source).fields:
-            fields[path.split(".", 1)[0]] = None
+            if path != CHUNK_FIELD:  # a chunk's text, not a record field
+                fields[path.split(".", 1)[0]] = None
     for key in spec.payload.include:
         fields[key] = None
     return list(fields)

@@ -33,8 +33,9 @@ from qdrant_beam.pipelines.content_hash import (
     id_key,
     spec_fingerprint,
 )
+from qdrant_beam.transforms.chunk_points import PARENT_FIELD
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
-from qdrant_beam.transforms.mapping import RecordMapper
+from qdrant_beam.transforms.mapping import RecordMapper, chunk_point_id
 from qdrant_beam.transforms.outputs import AnnotatedTransform, windowed
 from qdrant_beam.transforms.spec import PointsSpec
 
@@ -55,10 +56,17 @@ _LOOKUPS = Concurrency.fixed(2)
 _DELETE_BATCH = 512
 #: Tag of the lookup's counts of unchanged records.
 SKIPPED = "skipped"
+#: Tag of the records' own ids when the spec writes chunk points.
+PARENTS = "parents"
 
 
 class _KeyRecord(beam.DoFn):
-    """record -> (id, (hash, record)); a record without a usable id goes to dead letters."""
+    """record -> (id, (hash, record)); a record without a usable id goes to dead letters.
+
+    The id looked up is the record's point id, or its first chunk point's (which carries the
+    record's hash) when the spec writes chunk points; the record's own id is then also on the
+    ``PARENTS`` output, for ``--delete-missing``.
+    """
 
     def __init__(self, spec: PointsSpec) -> None:
         self._spec = spec
@@ -72,6 +80,9 @@ class _KeyRecord(beam.DoFn):
         try:
             key = str(self._mapper.point_id(record))  # already canonical, as id_key gives
             digest = self._hash(self._mapper.shaping_part(record))
+            if self._spec.chunks is not None:
+                yield beam.pvalue.TaggedOutput(PARENTS, key)
+                key = chunk_point_id(self._mapper.key(record), 0, self._spec)
         except (QdrantBeamError, TypeError, ValueError) as exc:
             if not isinstance(exc, QdrantBeamError):  # json refused it (mixed-type keys, say)
                 exc = InvalidRecord(f"cannot hash the record: {exc}")
@@ -190,12 +201,16 @@ class _LookupStored(beam.DoFn):
 
 
 class _ScrollIds(beam.DoFn):
-    """Every point id in the collection (no payload, no vectors); nothing if it is missing."""
+    """Every point id in the collection (no payload, no vectors), or with ``parents`` every
+    chunk point's parent id (repeated: the join groups them); nothing if it is missing."""
 
-    def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
+    def __init__(
+        self, target: QdrantTarget, collection: str, policy: RetryPolicy, parents: bool
+    ) -> None:
         self._target = target
         self._collection = collection
         self._policy = policy
+        self._parents = parents
 
     def process(self, _: Any) -> Iterator[tuple[str, None]]:
         client = self._target.connect()
@@ -211,16 +226,20 @@ class _ScrollIds(beam.DoFn):
         while True:
             records, offset = calls(functools.partial(self._page, offset=offset))
             for record in records:
-                yield id_key(record.id), None
+                if self._parents:
+                    yield str((record.payload or {}).get(PARENT_FIELD)), None
+                else:
+                    yield id_key(record.id), None
             if offset is None:
                 return
 
     def _page(self, client: Any, offset: Any) -> Any:
+        payload = models.PayloadSelectorInclude(include=[PARENT_FIELD]) if self._parents else False
         return client.scroll(
             self._collection,
             limit=_SCROLL_PAGE,
             offset=offset,
-            with_payload=False,
+            with_payload=payload,
             with_vectors=False,
         )
 
@@ -279,7 +298,7 @@ class SkipUnchanged(AnnotatedTransform):
 
     def expand(self, records: PCollection) -> SkippedOutputs:
         keyed = records | "Key" >> beam.ParDo(_KeyRecord(self._spec)).with_outputs(
-            DEAD_LETTERS, main="keyed"
+            DEAD_LETTERS, PARENTS, main="keyed"
         )
         changed = (
             keyed.keyed
@@ -293,19 +312,24 @@ class SkipUnchanged(AnnotatedTransform):
             )
         )
         return SkippedOutputs(
-            changed.changed, self._missing(keyed.keyed), keyed[DEAD_LETTERS], changed[SKIPPED]
+            changed.changed, self._missing(keyed), keyed[DEAD_LETTERS], changed[SKIPPED]
         )
 
-    def _missing(self, keyed: PCollection) -> PCollection | None:
+    def _missing(self, keyed: Any) -> PCollection | None:
+        """Ids stored that no record has any more: point ids, or for chunk points the ids of
+        the records they were made from."""
         if not self._find_missing:
             return None
-        pipeline = keyed.pipeline
-        record_ids = keyed | "RecordIds" >> beam.MapTuple(lambda key, _: (key, None))
+        parents = self._spec.chunks is not None
+        if parents:
+            record_ids = keyed[PARENTS] | "RecordIds" >> beam.Map(lambda key: (key, None))
+        else:
+            record_ids = keyed.keyed | "RecordIds" >> beam.MapTuple(lambda key, _: (key, None))
         stored_ids = (
-            pipeline
+            keyed.keyed.pipeline
             | "Once" >> beam.Create([None])
             | "ScrollStoredIds"
-            >> beam.ParDo(_ScrollIds(self._target, self._collection, self._policy))
+            >> beam.ParDo(_ScrollIds(self._target, self._collection, self._policy, parents))
         )
         return (
             {"records": record_ids, "stored": stored_ids}
@@ -315,10 +339,13 @@ class SkipUnchanged(AnnotatedTransform):
 
 
 class _DeleteDoFn(beam.DoFn):
-    def __init__(self, target: QdrantTarget, collection: str, policy: RetryPolicy) -> None:
+    def __init__(
+        self, target: QdrantTarget, collection: str, policy: RetryPolicy, parents: bool
+    ) -> None:
         self._target = target
         self._collection = collection
         self._policy = policy
+        self._parents = parents
         self._deleted = Metrics.counter(REINDEX_NAMESPACE, "deleted")
 
     def setup(self) -> None:
@@ -326,7 +353,11 @@ class _DeleteDoFn(beam.DoFn):
         self._calls = QdrantCalls(self._target, self._client, Retrying(self._policy))
 
     def process(self, ids: list[str]) -> Iterator[int]:
-        selector = models.PointIdsList(points=_point_ids(ids))
+        selector: Any = models.PointIdsList(points=_point_ids(ids))
+        if self._parents:  # every chunk point of these records
+            match = models.MatchAny(any=list(ids))
+            condition = models.FieldCondition(key=PARENT_FIELD, match=match)
+            selector = models.FilterSelector(filter=models.Filter(must=[condition]))
         self._calls(lambda c: c.delete(self._collection, selector, wait=True))
         self._deleted.inc(len(ids))
         yield len(ids)
@@ -338,19 +369,27 @@ class _DeleteDoFn(beam.DoFn):
 
 
 class DeletePoints(AnnotatedTransform):
-    """Ids (as ``id_key`` text) -> deleted from the collection, in batches, with retries."""
+    """Ids (as ``id_key`` text) -> deleted from the collection, in batches, with retries;
+    with ``parents``, the ids are records' and every chunk point of them goes."""
 
     def __init__(
-        self, target: QdrantTarget, collection: str, policy: RetryPolicy | None = None
+        self,
+        target: QdrantTarget,
+        collection: str,
+        policy: RetryPolicy | None = None,
+        *,
+        parents: bool = False,
     ) -> None:
         super().__init__()
         self._target = target
         self._collection = collection
         self._policy = policy or RetryPolicy()
+        self._parents = parents
 
     def expand(self, ids: PCollection) -> PCollection:
         return (
             ids
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=_DELETE_BATCH)
-            | "Delete" >> beam.ParDo(_DeleteDoFn(self._target, self._collection, self._policy))
+            | "Delete"
+            >> beam.ParDo(_DeleteDoFn(self._target, self._collection, self._policy, self._parents))
         )

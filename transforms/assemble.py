@@ -43,20 +43,26 @@ def assemble(
     if not requests:
         return record.to_point()
     resolved: dict[str | None, Any] = {}
+    chunked = record.chunked
     for name, req in requests:
         memo_key = (req.key, req.mrl)
         if dense is not None and memo_key in dense:
-            resolved[name] = dense[memo_key].copy()
-            continue
-        outcome = outcomes[req.key]
-        if isinstance(outcome, Exception):
-            raise InputFailed(name, outcome)
-        try:
-            converted = resolved[name] = to_qdrant_vector(req.info, outcome, req.mrl)
-        except PermanentError as exc:
-            raise InputFailed(name, exc) from None
-        if dense is not None and req.info.vector_kind is VectorKind.DENSE:
-            dense[memo_key] = converted
+            converted = dense[memo_key].copy()
+        else:
+            outcome = outcomes[req.key]
+            if isinstance(outcome, Exception):
+                raise InputFailed(name, outcome)
+            try:
+                converted = to_qdrant_vector(req.info, outcome, req.mrl)
+            except PermanentError as exc:
+                raise InputFailed(name, exc) from None
+            if dense is not None and req.info.vector_kind is VectorKind.DENSE:
+                dense[memo_key] = converted
+                converted = converted.copy() if name in chunked else converted
+        if name in chunked:  # the chunks of one text: a multivector, in order
+            resolved.setdefault(name, []).append(converted)
+        else:
+            resolved[name] = converted
     if None in resolved:  # a point's unnamed vector
         vector: Any = resolved[None]
     elif record.point is not None and isinstance(record.point.vector, dict):

@@ -143,9 +143,13 @@ class EmbedDoFn(beam.DoFn):
             limiter = Limiter(Concurrency.fixed(self._batches_in_flight))
             self._inflight = InFlight(self._off_thread, limiter, name="qdrant-beam-embed")
 
+    def _resolve(self, records: Sequence[MappedRecord], metrics: EngineMetrics) -> Any:
+        points, failed = self._inference.resolve(records, metrics)
+        return self._prepare.finish(points, failed)
+
     def _off_thread(self, records: Sequence[MappedRecord]) -> Any:
         recorder = RecordingMetrics()  # Beam's metric containers are per thread
-        points, failed = self._inference.resolve(records, recorder)
+        points, failed = self._resolve(records, recorder)
         return points, failed, recorder
 
     def process(
@@ -160,7 +164,7 @@ class EmbedDoFn(beam.DoFn):
         if not mapped:
             return
         if self._inflight is None:
-            points, failed = self._inference.resolve(mapped, self._metrics)
+            points, failed = self._resolve(mapped, self._metrics)
             yield from points
             for record in failed:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, record)

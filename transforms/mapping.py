@@ -20,10 +20,17 @@ from qdrant_client import models
 from qdrant_beam.io.errors import InvalidRecord
 from qdrant_beam.transforms.backends.registry import InputKind
 from qdrant_beam.transforms.construct import construct
-from qdrant_beam.transforms.spec import PointsSpec
+from qdrant_beam.transforms.spec import CHUNK_FIELD, PointsSpec
 from qdrant_beam.transforms.templates import Template, as_text
 
-__all__ = ["MappedRecord", "RecordMapper", "VectorInput", "point_id"]
+__all__ = [
+    "MappedRecord",
+    "RecordMapper",
+    "VectorInput",
+    "chunk_point_id",
+    "id_text",
+    "point_id",
+]
 
 _MAX_UINT64 = 2**64 - 1
 _SCALARS = frozenset((str, int, bool, type(None)))
@@ -79,6 +86,24 @@ def point_id(key: Any, *, collection: str, namespace: uuid.UUID) -> int | str:
     return _uuid5_text(namespace, collection, key)
 
 
+def chunk_point_id(key: Any, index: int, spec: PointsSpec) -> str:
+    """The id of chunk ``index`` of the record with ``key``: a UUIDv5 of (key, index), so a
+    re-run overwrites the same chunk points."""
+    if isinstance(key, (bytes, bytearray)):
+        key = as_text(key, "id")
+    return _uuid5_text(spec.id_namespace, spec.collection, f"{key}#{index}")
+
+
+def id_text(point_id: Any) -> str:
+    """An id as Qdrant returns it, as text: integers as digits, UUIDs in canonical form."""
+    if isinstance(point_id, int):
+        return str(point_id)
+    try:
+        return str(uuid.UUID(str(point_id)))
+    except ValueError:
+        return str(point_id)
+
+
 def jsonable(value: Any, field: str) -> Any:
     """A payload value Qdrant can store; dates become ISO strings, bytes are refused."""
     if value is None or isinstance(value, (str, bool, int)):
@@ -124,6 +149,8 @@ class MappedRecord(NamedTuple):
     inputs: list[VectorInput]
     payload: dict[str, Any] | None
     point: models.PointStruct | None = None
+    #: vectors made of several inputs (the chunks of a text): a multivector, in input order
+    chunked: frozenset[str] = frozenset()
 
     def to_point(self) -> models.PointStruct:
         """The point with inference objects, as ``RecordsToPoints`` emits it."""
@@ -132,6 +159,8 @@ class MappedRecord(NamedTuple):
         vectors: dict[str, Any] = {}
         for name, kind, value, model, options in self.inputs:
             copied = dict(options) if options else None  # each point owns its options
+            if name in self.chunked:  # the whole text; chunking happens again on resolve
+                continue
             if kind is InputKind.TEXT:
                 # Fields are already checked (str text, spec-validated model and options):
                 # skipping pydantic's validation halves the cost of mapping a record.
@@ -142,10 +171,17 @@ class MappedRecord(NamedTuple):
 
 
 class RecordMapper:
-    """Maps records to points for one spec; construct once per worker."""
+    """Maps records to points for one spec; construct once per worker.
 
-    def __init__(self, spec: PointsSpec) -> None:
+    ``chunkers`` (by vector name, and ``CHUNKS`` for chunk points: ``chunkers.build``) split
+    the texts of chunked vectors; a spec without chunking needs none.
+    """
+
+    def __init__(self, spec: PointsSpec, chunkers: Mapping[str, Any] | None = None) -> None:
         self._spec = spec
+        self.chunkers = dict(chunkers or {})
+        #: records whose chunks were cut at ``max_chunks`` (the caller reports it)
+        self.truncated = 0
         self._id = Template.parse(spec.id)
         self._vectors = [
             (name, vector, Template.parse(vector.template)) for name, vector in spec.vectors.items()
@@ -154,12 +190,15 @@ class RecordMapper:
         self._plan = [
             (name, vector.model, dict(vector.options), vector.input_kind is InputKind.TEXT, t)
             for name, vector, t in self._vectors
+            if CHUNK_FIELD not in t.fields  # per-chunk vectors: ``chunk_points``
         ]
+        self._chunking = {n: v.chunking for n, v in spec.vectors.items() if v.chunking}
         self._include = spec.payload.include
         self._exclude = frozenset(spec.payload.exclude)
-        used = {
-            f.split(".", 1)[0] for t in (self._id, *(v[2] for v in self._vectors)) for f in t.fields
-        }
+        templates = [self._id, *(v[2] for v in self._vectors)]
+        if spec.chunks is not None:
+            templates.append(Template.parse(spec.chunks.text))
+        used = {f.split(".", 1)[0] for t in templates for f in t.fields} - {CHUNK_FIELD}
         payload = spec.payload
         #: top-level fields a point depends on; ``None`` with ``excluded``: all but those
         self.shaping_fields: frozenset[str] | None = (
@@ -181,29 +220,66 @@ class RecordMapper:
         return {k: v for k, v in record.items() if k not in self.unshaping_fields}
 
     def map(self, record: Any) -> MappedRecord:
-        """The record's id, vector inputs and payload; raises ``InvalidRecord`` naming the
-        field and the problem."""
+        """The record's id, vector inputs and payload (a chunked vector: one input per chunk);
+        raises ``InvalidRecord`` naming the field and the problem. Per-chunk vectors of chunk
+        points are not here: ``chunk_points.ChunkPoints``."""
         pid = self.point_id(record)
         inputs: list[VectorInput] = []
         texts: dict[str, str] = {}  # vectors often share a template: render it once
         for name, model, options, is_text, template in self._plan:
-            if is_text:
-                text = texts.get(template.source)
-                if text is None:
-                    text = texts[template.source] = template.render_text(record)
-                if not text.strip():
-                    raise InvalidRecord(
-                        f"vector {name!r}: text from {template.source!r} is empty or whitespace"
-                    )
-                inputs.append((name, InputKind.TEXT, text, model, options or None))
-            else:
+            if not is_text:
                 image = self._image_value(name, template, record)
                 inputs.append((name, InputKind.IMAGE, image, model, options or None))
-        return MappedRecord(pid, inputs, self._payload(record))
+                continue
+            text = texts.get(template.source)
+            if text is None:
+                text = texts[template.source] = template.render_text(record)
+            if not text.strip():
+                raise InvalidRecord(
+                    f"vector {name!r}: text from {template.source!r} is empty or whitespace"
+                )
+            if name in self._chunking:
+                for chunk in self.split(name, text):
+                    inputs.append((name, InputKind.TEXT, chunk.text, model, options or None))
+            else:
+                inputs.append((name, InputKind.TEXT, text, model, options or None))
+        chunked = frozenset(self._chunking)
+        return MappedRecord(pid, inputs, self._payload(record), None, chunked)
+
+    def split(self, key: str, text: str) -> list[Any]:
+        """``text`` in chunks by the chunker of ``key`` (a vector, or ``CHUNKS``), cut at
+        ``max_chunks`` or refused, as its spec says; raises ``InvalidRecord``."""
+        chunking = self._chunking.get(key) or self._spec.chunks
+        chunker = self.chunkers.get(key)
+        if chunker is None or chunking is None:
+            raise InvalidRecord(f"no chunker for {key!r}: build them with chunkers.build(spec)")
+        chunks = chunker.split(text)
+        if not chunks:
+            raise InvalidRecord(f"{key}: the text yields no chunk")
+        limit = chunking.max_chunks
+        if limit is not None and len(chunks) > limit:
+            if chunking.over_max == "dead_letter":
+                raise InvalidRecord(
+                    f"{key}: the text makes {len(chunks)} chunks, over max_chunks {limit}"
+                )
+            self.truncated += 1
+            chunks = chunks[:limit]
+        return chunks
 
     def to_point(self, record: Any) -> models.PointStruct:
         """Raises ``InvalidRecord`` naming the field and the problem."""
         return self.map(record).to_point()
+
+    @property
+    def spec(self) -> PointsSpec:
+        return self._spec
+
+    def key(self, record: Any) -> Any:
+        """The record's raw key (what the id template renders)."""
+        return self._id.render_raw(record)
+
+    def payload(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        return self._payload(record)
 
     @staticmethod
     def _image_value(name: str, template: Template, record: Mapping[str, Any]) -> Any:

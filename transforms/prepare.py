@@ -19,7 +19,9 @@ from apache_beam.metrics import Metrics
 from qdrant_client import models
 
 from qdrant_beam.io.errors import InvalidRecord, QdrantBeamError
+from qdrant_beam.transforms import chunkers
 from qdrant_beam.transforms.backends.registry import InputKind, default_input_kind
+from qdrant_beam.transforms.chunk_points import ChunkPoints, group_chunks
 from qdrant_beam.transforms.dead_letters import FailedRecord, Stage
 from qdrant_beam.transforms.mapping import MappedRecord, RecordMapper, VectorInput
 from qdrant_beam.transforms.requests import INFERENCE_TYPES
@@ -45,6 +47,13 @@ class Preparation(abc.ABC):
     @abc.abstractmethod
     def weight(self, element: Any) -> int:
         """Approximate bytes of an element's inputs, for byte-bounded batches."""
+
+    def finish(
+        self, points: list[models.PointStruct], failed: list[FailedRecord]
+    ) -> tuple[list[Any], list[FailedRecord]]:
+        """What the resolved points become on the output: themselves, or, for chunk points,
+        one ``ChunkGroup`` per record."""
+        return points, failed
 
     @abc.abstractmethod
     def inputs(self, element: Any) -> list[VectorInput]:
@@ -123,33 +132,53 @@ class FromRecords(Preparation):
         self._spec = spec
 
     def setup(self) -> None:
-        self._mapper = RecordMapper(self._spec)
+        chunked = self._spec.chunks is not None or any(
+            v.chunking is not None for v in self._spec.vectors.values()
+        )
+        self._mapper = RecordMapper(self._spec, chunkers.build(self._spec) if chunked else None)
+        self._chunk_points = ChunkPoints(self._mapper) if self._spec.chunks is not None else None
         self._mapped = Metrics.counter(MAP_NAMESPACE, "records_mapped")
         self._dead = Metrics.counter(MAP_NAMESPACE, "dead_letters")
+        self._truncated = Metrics.counter(MAP_NAMESPACE, "chunks_truncated")
 
     def prepare(self, batch: Sequence[Any]) -> Prepared:
         mapped: list[MappedRecord] = []
         failed: list[FailedRecord] = []
+        records = 0
+        truncated = self._mapper.truncated
         for element in batch:
             record = self._record(element)
             try:
-                mapped.append(self._map(element, record))
+                mapped.extend(self._map(element, record))
+                records += 1
             except QdrantBeamError as exc:
                 failed.append(FailedRecord.from_exception(record, Stage.MAP, exc))
-        if mapped:
-            self._mapped.inc(len(mapped))
+        if records:
+            self._mapped.inc(records)
         if failed:
             self._dead.inc(len(failed))
+        if self._mapper.truncated > truncated:
+            self._truncated.inc(self._mapper.truncated - truncated)
         return mapped, failed
+
+    def finish(
+        self, points: list[models.PointStruct], failed: list[FailedRecord]
+    ) -> tuple[list[Any], list[FailedRecord]]:
+        if self._chunk_points is None:
+            return points, failed
+        return group_chunks(points, failed)
 
     def _record(self, element: Any) -> Any:
         return element
 
-    def _map(self, element: Any, record: Any) -> MappedRecord:
-        return self._mapper.map(record)
+    def _map(self, element: Any, record: Any) -> list[MappedRecord]:
+        if self._chunk_points is not None:
+            return self._chunk_points.map(record)
+        return [self._mapper.map(record)]
 
     def inputs(self, element: Any) -> list[VectorInput]:
-        return self._mapper.map(self._record(element)).inputs
+        record = self._record(element)
+        return [i for mapped in self._map(element, record) for i in mapped.inputs]
 
     def weight(self, element: Any) -> int:
         """Bytes of the record's text and binary fields (its inputs are made from them)."""
@@ -173,7 +202,9 @@ class FromHashedRecords(FromRecords):
     def _record(self, element: Any) -> Any:
         return element[1]
 
-    def _map(self, element: Any, record: Any) -> MappedRecord:
+    def _map(self, element: Any, record: Any) -> list[MappedRecord]:
         digest = element[0]
-        mapped = self._mapper.map(record)
-        return mapped._replace(payload={**(mapped.payload or {}), self._hash_field: digest})
+        return [
+            mapped._replace(payload={**(mapped.payload or {}), self._hash_field: digest})
+            for mapped in super()._map(element, record)
+        ]

@@ -11,41 +11,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PCollection
 
-from qdrant_beam.io.errors import QdrantBeamError
-from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
-from qdrant_beam.transforms.mapping import RecordMapper
+from qdrant_beam.io.errors import SpecError
+from qdrant_beam.transforms.dead_letters import DEAD_LETTERS
 from qdrant_beam.transforms.outputs import AnnotatedTransform, InferenceOutputs
-from qdrant_beam.transforms.prepare import MAP_NAMESPACE
+from qdrant_beam.transforms.prepare import FromRecords
 from qdrant_beam.transforms.spec import PointsSpec
 
 __all__ = ["RecordsToPoints"]
 
 
 class MapDoFn(beam.DoFn):
-    """record -> point, or the record to dead letters naming the field and the problem."""
+    """record -> its point (or its chunk points), or the record to dead letters naming the
+    field and the problem: the mapping of ``EmbedPoints``, without the inference."""
 
     def __init__(self, spec: PointsSpec) -> None:
-        self._spec = spec
-        self._mapped = Metrics.counter(MAP_NAMESPACE, "records_mapped")
-        self._dead = Metrics.counter(MAP_NAMESPACE, "dead_letters")
+        self._prepare = FromRecords(spec)
 
     def setup(self) -> None:
-        self._mapper = RecordMapper(self._spec)
+        self._prepare.setup()
 
     def process(self, record: Any) -> Iterator[Any]:
-        try:
-            point = self._mapper.to_point(record)
-        except QdrantBeamError as exc:
-            self._dead.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS, FailedRecord.from_exception(record, Stage.MAP, exc)
-            )
-            return
-        self._mapped.inc()
-        yield point
+        mapped, failed = self._prepare.prepare([record])
+        for item in mapped:
+            yield item.to_point()
+        for dead in failed:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead)
 
 
 class RecordsToPoints(AnnotatedTransform):
@@ -53,6 +45,12 @@ class RecordsToPoints(AnnotatedTransform):
 
     def __init__(self, spec: PointsSpec) -> None:
         super().__init__()
+        chunked = [name for name, v in spec.vectors.items() if v.chunking is not None]
+        if chunked:
+            raise SpecError(
+                f"vectors {', '.join(chunked)}: a chunked multivector has no inference object "
+                f"form; use EmbedPoints, which chunks and embeds in one step"
+            )
         self._spec = spec
 
     def expand(self, pcoll: PCollection) -> InferenceOutputs:

@@ -32,7 +32,17 @@ from qdrant_beam.transforms.catalog import LocalModel, ModelCatalog
 from qdrant_beam.transforms.options import SplitOptions, split_options
 from qdrant_beam.transforms.templates import Template
 
-__all__ = ["LocalModel", "PayloadSpec", "PointsSpec", "VectorSpec", "load_spec", "problems"]
+__all__ = [
+    "CHUNK_FIELD",
+    "ChunkingSpec",
+    "ChunksSpec",
+    "LocalModel",
+    "PayloadSpec",
+    "PointsSpec",
+    "VectorSpec",
+    "load_spec",
+    "problems",
+]
 
 #: Default namespace of UUIDv5 point ids; change it with ``id_namespace``.
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-6d55-5b8e-9a4e-2f2b8a7a0b5e")
@@ -43,6 +53,51 @@ Distance = Literal["Cosine", "Dot", "Euclid", "Manhattan"]
 class _Strict(BaseModel):
     # no protected namespaces: `model_search_paths` is a spec field, not a pydantic method
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+#: The placeholder of a chunk's text in the vector templates of a spec with ``chunks``.
+CHUNK_FIELD = "chunk"
+
+
+class ChunkingSpec(_Strict):
+    """How a long text is split: tokens counted with the model's own tokenizer."""
+
+    max_tokens: int | None = Field(
+        None,
+        ge=8,
+        description="Tokens per chunk, special tokens excluded; default: the model's window "
+        "less its special tokens (for remote models, the provider's input limit).",
+    )
+    overlap: int = Field(
+        0, ge=0, description="At most this many tokens repeated from the previous chunk."
+    )
+    boundaries: Literal["paragraph", "line"] = Field(
+        "paragraph",
+        description="Breaks preferred above sentences: blank lines only (paragraph), or every "
+        "line break (line). Then sentences, words, tokens.",
+    )
+    max_chunks: int | None = Field(None, ge=1, description="Chunks per record at most.")
+    over_max: Literal["truncate", "dead_letter"] = Field(
+        "truncate", description="A record over max_chunks: keep its first chunks, or fail it."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> ChunkingSpec:
+        if self.max_tokens is not None and self.overlap >= self.max_tokens:
+            raise ValueError(f"overlap {self.overlap} must be below max_tokens {self.max_tokens}")
+        return self
+
+
+class ChunksSpec(ChunkingSpec):
+    """Chunk points: one point per chunk of ``text``; vectors whose template reads ``{chunk}``
+    are computed per chunk, the others once per record and copied to its chunks."""
+
+    text: str = Field(..., description="Template of the text to split, e.g. '{body}'.")
+    include_text: bool = Field(False, description="Keep each chunk's text as `chunk_text`.")
+    model: str | None = Field(
+        None,
+        description="Model whose tokenizer counts tokens; default: the first per-chunk vector's.",
+    )
 
 
 class VectorSpec(_Strict):
@@ -64,6 +119,11 @@ class VectorSpec(_Strict):
     )
     multivector_comparator: Literal["max_sim"] = Field(
         "max_sim", description="Comparator of a multi-vector."
+    )
+    chunking: ChunkingSpec | None = Field(
+        None,
+        description="Split the text into chunks and store their vectors as one multivector "
+        "(max_sim); dense text models only.",
     )
 
     @property
@@ -114,6 +174,9 @@ class PointsSpec(_Strict):
         description="Remote provider settings by provider (openai, cohere, jinaai, openrouter): "
         "base URL, key variable, concurrency. Never a key itself.",
     )
+    chunks: ChunksSpec | None = Field(
+        None, description="Write one point per chunk of a long text (chunk points)."
+    )
 
     _infos: dict[str, ModelInfo] = PrivateAttr(default_factory=dict)
     _splits: dict[str, SplitOptions] = PrivateAttr(default_factory=dict)
@@ -152,9 +215,63 @@ class PointsSpec(_Strict):
                 )
             if vector.modifier is not None and info.vector_kind is not VectorKind.SPARSE:
                 raise ValueError(f"{where}.modifier: only sparse vectors take a modifier")
+            self._check_chunking(name, vector, info)
             self._infos[name] = info
             self._splits[name] = split
+        self._check_chunks()
         return self
+
+    def _check_chunking(self, name: str, vector: VectorSpec, info: ModelInfo) -> None:
+        where = f"vectors.{name}"
+        per_chunk = CHUNK_FIELD in Template.parse(vector.template).fields
+        if per_chunk and self.chunks is None:
+            raise ValueError(f"{where}: {{chunk}} needs a top-level `chunks` block")
+        if per_chunk and vector.input_kind is not InputKind.TEXT:
+            raise ValueError(f"{where}: only text vectors are computed per chunk")
+        if vector.chunking is None:
+            return
+        if self.chunks is not None:
+            raise ValueError(f"{where}.chunking: a spec with chunk points chunks with `chunks`")
+        if vector.input_kind is not InputKind.TEXT or info.vector_kind is not VectorKind.DENSE:
+            raise ValueError(
+                f"{where}.chunking: only dense text vectors are chunked into a multivector; "
+                f"model {info.name!r} makes {info.vector_kind.value} vectors"
+            )
+
+    def _check_chunks(self) -> None:
+        if self.chunks is None:
+            return
+        _parse(self.chunks.text, "chunks.text")
+        per_chunk = self.per_chunk_vectors()
+        if not per_chunk:
+            raise ValueError("chunks: no vector reads {chunk}; e.g. text: '{title}. {chunk}'")
+        if self.chunks.model is not None and self.chunks.model not in {
+            self.vectors[n].model for n in per_chunk
+        }:
+            raise ValueError(
+                f"chunks.model: {self.chunks.model!r} is not the model of a per-chunk vector"
+            )
+
+    def per_chunk_vectors(self) -> list[str]:
+        """The vectors computed per chunk: their template reads ``{chunk}``."""
+        return [
+            name
+            for name, vector in self.vectors.items()
+            if CHUNK_FIELD in Template.parse(vector.template).fields
+        ]
+
+    def chunk_model_vector(self) -> str:
+        """The per-chunk vector whose model's tokenizer counts the tokens of chunk points."""
+        per_chunk = self.per_chunk_vectors()
+        model = self.chunks.model if self.chunks is not None else None
+        return next((n for n in per_chunk if self.vectors[n].model == model), per_chunk[0])
+
+    def is_multivector(self, vector: str) -> bool:
+        """Stored as a multivector (max_sim): a late-interaction model, or a chunked vector."""
+        return (
+            self._infos[vector].vector_kind is VectorKind.MULTIVECTOR
+            or self.vectors[vector].chunking is not None
+        )
 
     def catalog(self) -> ModelCatalog:
         """Where this spec's models are; what ``ResolveInference`` loads them from."""

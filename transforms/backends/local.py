@@ -87,6 +87,13 @@ class TokenMeter:
             if isinstance(value, (int, float)) and 0 < value < 10**9:
                 max_length = min(int(value), DEFAULT_MAX_LENGTH)
         self.max_length = max_length
+        #: tokens the model adds around every input ([CLS] and [SEP] for BERT models)
+        self.special_tokens = len(self._tokenizer.encode("").ids)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's ``tokenizers.Tokenizer``, with truncation and padding off."""
+        return self._tokenizer
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(enc.ids) for enc in self._tokenizer.encode_batch(list(texts))]

@@ -77,6 +77,8 @@ class Provider(abc.ABC):
     option_key: ClassVar[str]
     max_inputs: ClassVar[int]
     max_request_tokens: ClassVar[int | None] = None
+    #: tokens one input may have (the default size of a chunk for this provider)
+    max_input_tokens: ClassVar[int] = 512
     max_images: ClassVar[int] = 0
     #: options passed through to the request, by option name
     call_options: ClassVar[frozenset[str]]

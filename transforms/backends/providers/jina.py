@@ -25,6 +25,7 @@ class Jina(OpenAI):
     option_key = "jina-api-key"
     max_inputs = 2048
     max_request_tokens = None
+    max_input_tokens = 8192
     max_images = 2048
     call_options = frozenset(
         {"task", "dimensions", "late_chunking", "normalized", "embedding_type", "truncate"}

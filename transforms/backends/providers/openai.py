@@ -32,6 +32,7 @@ class OpenAI(Provider):
     option_key = "openai-api-key"
     max_inputs = 2048
     max_request_tokens: ClassVar[int | None] = 300_000
+    max_input_tokens = 8191
     call_options = frozenset({"dimensions", "user", "encoding_format"})
     dim_option = "dimensions"
     dims = _OPENAI_DIMS
