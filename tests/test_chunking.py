@@ -409,3 +409,44 @@ def test_answers_past_the_window_are_found_only_with_chunks(minilm: Path, tmp_pa
     assert found["multivector"] == len(FACTS)
     assert found["points"] == len(FACTS)
     assert found["truncated"] <= 2, found  # the answers are past what the model reads
+
+
+# -- remote models ------------------------------------------------------------------------------
+
+
+def test_remote_chunks_are_deduplicated_and_batched_like_any_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens of a remote model are estimated (bytes / 3); the provider receives each
+    distinct chunk once, in as few requests as its limits allow."""
+    from fakes.providers import ProviderServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    model = "openai/text-embedding-3-small"
+    with ProviderServer("openai", api_key="sk-test") as server:
+        spec = load_spec(
+            {
+                "collection": "docs",
+                "id": "{doc_id}",
+                "vectors": {
+                    "body": {
+                        "text": "{body}",
+                        "model": model,
+                        "options": {"dimensions": 32},
+                        "chunking": {"max_tokens": 40},
+                    }
+                },
+                "providers": {"openai": {"base_url": server.base_url}},
+            }
+        )
+        body = paragraphs(6)
+        records = [{"doc_id": "a", "body": body}, {"doc_id": "b", "body": body}]
+        out, _ = run_collect(lambda p: p | beam.Create(records) | EmbedPoints(spec))
+        stats = server.stats()
+    chunks = chunkers.build(spec)["body"].split(body)
+    assert len(chunks) > 3
+    assert all(len(c.text.encode()) / 3 <= 40 for c in chunks)
+    assert stats["inputs_received"] == len({c.text for c in chunks}), "each chunk once"
+    assert stats["requests"] == 1
+    vectors = {p.id: p.vector["body"] for p in out["points"]}
+    assert len(vectors) == 2 and all(len(v) == len(chunks) for v in vectors.values())
