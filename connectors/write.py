@@ -191,7 +191,8 @@ class _WriteDoFn(beam.DoFn):
         config, target = self._config, self._target
         server = config.inference == "server"
         self._client = target.connect(cloud_inference=True) if server else target.connect()
-        limiter = Limiter(config.concurrency)
+        # the writer's clock and seed: pauses and pacing are as sleep-free in tests as retries
+        limiter = Limiter(config.concurrency, clock=self._clock, rng=random.Random(config.seed))
         writer = RetryingWriter(
             QdrantPointWriter(
                 self._client,
@@ -213,7 +214,7 @@ class _WriteDoFn(beam.DoFn):
 
     def process(
         self,
-        batch: list[models.PointStruct | ChunkGroup],
+        batch: list[Any],  # PointStruct or ChunkGroup
         window: Any = beam.DoFn.WindowParam,
         timestamp: Any = beam.DoFn.TimestampParam,
     ) -> Iterator[Any]:

@@ -18,9 +18,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from qdrant_beam.connectors.target import QdrantTarget
 from qdrant_beam.connectors.write import WriteBatchResult, WriteToQdrant
 from qdrant_beam.io.errors import SpecError
+from qdrant_beam.io.window import Concurrency
 from qdrant_beam.pipelines.content_hash import CONTENT_HASH_FIELD
 from qdrant_beam.pipelines.dead_letter_sink import WriteDeadLetters
-from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions
+from qdrant_beam.pipelines.options import IngestOptions, ReindexOptions, worker_count
 from qdrant_beam.pipelines.readers import (
     ReadRecords,
     check_input,
@@ -37,6 +38,7 @@ from qdrant_beam.pipelines.summary import (
     ProgressTap,
     summarize,
 )
+from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 from qdrant_beam.transforms.embed_points import EmbedPoints
 from qdrant_beam.transforms.prepare import FromHashedRecords
 from qdrant_beam.transforms.resolve import ResolveInference
@@ -106,6 +108,16 @@ def _is_local(options: PipelineOptions) -> bool:
     return runner is None or str(runner).split(".")[-1] in _LOCAL_RUNNERS
 
 
+def shared_providers(spec: PointsSpec, workers: int) -> dict[str, ProviderConfig]:
+    """Every provider's settings with its window told how many workers share the account."""
+    return {
+        name: config.model_copy(update={"concurrency": config.concurrency.for_workers(workers)})
+        for name, config in (
+            (name, spec.providers.get(name) or ProviderConfig()) for name in PROVIDERS
+        )
+    }
+
+
 def _written_points(batch: WriteBatchResult) -> int:
     return len(batch.ids)
 
@@ -131,7 +143,9 @@ def _build(
     fmt = opts.format or infer_format(opts.input)
     read = pipeline | "Read" >> ReadRecords(opts.input, fmt, columns=fields_used(spec))
     records = read.records | "ProgressRead" >> beam.ParDo(ProgressTap(job, "read"))
+    workers = worker_count(pipeline.options)
     resolve_kwargs: dict[str, Any] = {
+        "providers": shared_providers(spec, workers),
         "batch_size": opts.batch_size,
         "embed_batch_size": opts.embed_batch_size,
         "cache_size": opts.cache_size,
@@ -162,6 +176,7 @@ def _build(
         collection=collection,
         upsert_batch_size=opts.upsert_batch_size,
         inference=opts.inference,
+        concurrency=Concurrency(total=opts.max_total_upserts).for_workers(workers),
     )
     _ = written | "ProgressWritten" >> beam.ParDo(ProgressTap(job, "written", _written_points))
     if count_written:

@@ -13,14 +13,24 @@ import difflib
 from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    FlinkRunnerOptions,
     PipelineOptions,
     StandardOptions,
+    WorkerOptions,
     _BeamArgumentParser,
 )
 
 from qdrant_beam.io.errors import SpecError
 
-__all__ = ["INPUT_FORMATS", "IngestOptions", "ReindexOptions", "UsageError", "job_options"]
+__all__ = [
+    "INPUT_FORMATS",
+    "IngestOptions",
+    "ReindexOptions",
+    "UsageError",
+    "job_options",
+    "worker_count",
+]
 
 INPUT_FORMATS = ("jsonl", "parquet", "csv")
 
@@ -102,6 +112,21 @@ class IngestOptions(PipelineOptions):
             choices=("batch", "global"),
             default="batch",
             help="'global' embeds each unique input once across workers (one shuffle)",
+        )
+        group.add_argument(
+            "--worker-count",
+            type=int,
+            default=None,
+            help="worker processes writing at once, for the shared windows (default: from "
+            "--max_num_workers/--num_workers, --parallelism or --direct_num_workers; on "
+            "Dataflow count SDK processes: workers x vCPUs)",
+        )
+        group.add_argument(
+            "--max-total-upserts",
+            type=int,
+            default=None,
+            help="hint: upserts in flight for all workers together (e.g. the server's limit); "
+            "each worker keeps to its share",
         )
         group.add_argument(
             "--progress-interval",
@@ -194,3 +219,23 @@ def _check_runner(runner: str | None) -> None:
     if runner.lower() not in known and f"{runner.lower()}runner" not in known:
         names = ", ".join(StandardOptions.KNOWN_RUNNER_NAMES)
         raise UsageError(f"--runner {runner!r} is not a Beam runner; use one of {names}")
+
+
+def worker_count(options: PipelineOptions) -> int:
+    """How many worker processes write at once: ``--worker-count``, else what the runner's own
+    options say (Dataflow's ``--max_num_workers`` or ``--num_workers``, Flink's and other
+    portable runners' ``--parallelism``, the direct runner's ``--direct_num_workers`` in
+    ``multi_processing`` mode), else 1. Each worker's windows are one share of the server's."""
+    explicit = options.view_as(IngestOptions).worker_count
+    if explicit:
+        return max(1, int(explicit))
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if "Dataflow" in runner:
+        workers = options.view_as(WorkerOptions)
+        return max(1, workers.max_num_workers or workers.num_workers or 1)
+    if any(name in runner for name in ("Flink", "Portable", "Spark")):
+        return max(1, options.view_as(FlinkRunnerOptions).parallelism or 1)
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode == "multi_processing":
+        return max(1, direct.direct_num_workers or 1)
+    return 1

@@ -136,6 +136,8 @@ class JobSummary:
     inference_objects: int = 0
     model_inputs: int = 0
     model_calls: int = 0
+    #: local models loaded, summed over worker processes (each loads a model once)
+    model_loads: int = 0
     cache_hits: int = 0
     remote_requests: int = 0
     remote_tokens: int = 0
@@ -208,6 +210,7 @@ def summarize(result: Any, elapsed_s: float) -> JobSummary:
         inference_objects=c[(inf, "inference_objects")],
         model_inputs=c[(inf, "model_inputs")],
         model_calls=c[(inf, "model_calls")],
+        model_loads=c[(inf, "model_loads")],
         cache_hits=c[(inf, "cache_hits")],
         remote_requests=c[(inf, "remote_requests")],
         remote_tokens=c[(inf, "remote_tokens")],

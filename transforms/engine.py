@@ -113,7 +113,7 @@ class InferenceEngine:
 
     def _run_group(self, requests: list[Request]) -> dict[Hashable, Outcome]:
         try:
-            runner = self._store.runner(requests[0])
+            runner = self._store.runner(requests[0], lambda: self._m.inc("model_loads"))
         except ModelNotFound:
             raise  # a deployment error, not bad input: fail loudly
         except QdrantBeamError as exc:

@@ -81,9 +81,10 @@ class ModelStore:
         self._pending_lock = threading.Lock()
 
     # -- what computes a group ------------------------------------------------------------
-    def runner(self, request: Request) -> GroupRunner:
+    def runner(self, request: Request, on_load: Callable[[], None] | None = None) -> GroupRunner:
         """What computes a request's call group: the loaded local model, or the provider
-        client of its account; built once per process."""
+        client of its account; built once per process (``on_load`` is told when a local
+        model is loaded)."""
         group = request.group
         runner = self._runners.get(group)
         if runner is not None:
@@ -93,6 +94,8 @@ class ModelStore:
             if runner is None:
                 runner = self._build_runner(request)
                 self._runners[group] = runner
+                if on_load is not None and isinstance(runner, LocalRunner):
+                    on_load()
             return runner
 
     def _build_runner(self, request: Request) -> GroupRunner:

@@ -262,13 +262,16 @@ class EdgeClient:
     def delete(self, collection_name: str, points_selector: Any, **_: Any) -> Any:
         if isinstance(points_selector, models.PointIdsList):
             operation = edge.UpdateOperation.delete_points(list(points_selector.points))
-        elif isinstance(points_selector, models.FilterSelector):
-            flt = convert.edge_filter(points_selector.filter)
-            operation = edge.UpdateOperation.delete_points_by_filter(flt)
-        elif isinstance(points_selector, models.Filter):
-            operation = edge.UpdateOperation.delete_points_by_filter(
-                convert.edge_filter(points_selector)
+        elif isinstance(points_selector, (models.FilterSelector, models.Filter)):
+            chosen = (
+                points_selector.filter
+                if isinstance(points_selector, models.FilterSelector)
+                else points_selector
             )
+            flt = convert.edge_filter(chosen)
+            if flt is None:
+                raise SpecError("a delete by filter needs a filter")
+            operation = edge.UpdateOperation.delete_points_by_filter(flt)
         else:  # a list of ids
             operation = edge.UpdateOperation.delete_points(list(points_selector))
         with _engine_errors("delete"):

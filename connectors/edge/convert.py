@@ -227,7 +227,9 @@ def edge_prefetch(prefetch: models.Prefetch) -> edge.Prefetch:
 def prefetches(prefetch: models.Prefetch | Sequence[models.Prefetch] | None) -> list[Any] | None:
     if prefetch is None:
         return None
-    items = prefetch if isinstance(prefetch, (list, tuple)) else [prefetch]
+    items: Sequence[models.Prefetch] = (
+        prefetch if isinstance(prefetch, (list, tuple)) else [prefetch]  # type: ignore[list-item]
+    )
     return [edge_prefetch(p) for p in items]
 
 
@@ -266,9 +268,9 @@ def _match(match: Any) -> Any:
             raise SpecError("the embedded engine cannot match booleans; store the flag as text")
         return edge.MatchValue(match.value)
     if isinstance(match, models.MatchAny):
-        return edge.MatchAny(list(match.any))
+        return edge.MatchAny(list(match.any))  # type: ignore[arg-type]
     if isinstance(match, models.MatchExcept):
-        return edge.MatchExcept(list(match.except_))
+        return edge.MatchExcept(list(match.except_))  # type: ignore[arg-type]
     raise SpecError(f"the embedded engine does not take {type(match).__name__} matches here")
 
 

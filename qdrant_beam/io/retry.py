@@ -103,7 +103,14 @@ class RetryPolicy:
 
 
 class RetryListener(Protocol):
-    """Told the outcome of every try: what an AIMD window grows and shrinks on."""
+    """Told the outcome of every try: what an AIMD window grows and shrinks on.
+
+    A listener may also have (a ``Limiter`` does) ``on_latency(seconds)``, told how long
+    each successful try took; ``pause_for(seconds)``, told each ``Retry-After`` (capped by
+    the policy); and ``before_retry()``, which every retry calls after its backoff and which
+    may wait (a shared window's pause and pacing), so that every request of the worker
+    waits, not only the one that was told.
+    """
 
     def on_success(self) -> None: ...
 
@@ -156,11 +163,13 @@ class Retrying:
         attempt = 0
         while True:
             attempt += 1
+            sent = self._clock.monotonic()
             try:
                 result = action()
             except QdrantBeamError as exc:
                 if self._listener is not None and is_throttle(exc):
                     self._listener.on_throttle()
+                    self._report_pause(exc)
                 elapsed = self._clock.monotonic() - started
                 with self._rng_lock:
                     wait = self.policy.next_wait_s(attempt, exc, elapsed, self._rng)
@@ -170,7 +179,22 @@ class Retrying:
                 if on_retry is not None:
                     on_retry(exc, wait)
                 self._clock.sleep(wait)
+                self._before_retry()
                 continue
             if self._listener is not None:
+                on_latency = getattr(self._listener, "on_latency", None)
+                if on_latency is not None:
+                    on_latency(self._clock.monotonic() - sent)
                 self._listener.on_success()
             return result
+
+    def _report_pause(self, error: QdrantBeamError) -> None:
+        pause_for = getattr(self._listener, "pause_for", None)
+        retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
+        if pause_for is not None and retry_after is not None:
+            pause_for(min(retry_after, self.policy.max_retry_after_s))
+
+    def _before_retry(self) -> None:
+        before_retry = getattr(self._listener, "before_retry", None)
+        if before_retry is not None:
+            before_retry()

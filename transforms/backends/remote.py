@@ -146,7 +146,10 @@ class RemoteClient:
         self.provider = provider
         self._config = config
         self._key = api_key
-        self.limiter = Limiter(config.concurrency)
+        self.limiter = Limiter(
+            config.concurrency, clock=clock, rng=random.Random(rng.random()) if rng else None
+        )
+        # no listener: ``Limiter.slot`` feeds the window (and Retry-After pauses) itself
         self._retrying = Retrying(config.retry, clock=clock, rng=rng)
         base_url = (config.base_url or provider.default_base_url).rstrip("/")
         encoding = config.encoding or ("float" if config.base_url else "base64")
