@@ -16,8 +16,9 @@
 Every job is a subprocess (``python -m qdrant_beam``, what the ``qdrant-beam`` script runs)
 with ``HF_HUB_OFFLINE=1``.
 Peak RSS is the child's own ``ru_maxrss`` from ``wait4``; RSS and VmHWM are also sampled from
-``/proc/<pid>/status`` to show when the peak happened. The embedded Qdrant (local mode) runs
-inside the job's process and holds every point in memory, so it counts in the RSS.
+``/proc/<pid>/status`` to show when the peak happened, with the peak of RssAnon (the heap,
+without mapped files). The embedded Qdrant runs inside the job's process, so what it keeps
+resident counts in the RSS: edge's memory-mapped segments, local mode's every point.
 Run: ``python bench/bench_jobs.py --memory-sink path nostore --json bench/results/jobs.json``.
 
 The re-run is repeated (``--reruns``, 3) and the median counts: a run of a few seconds swings
@@ -56,8 +57,10 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_DIR = REPO / "models" / "all-MiniLM-L6-v2"
 EXAMPLE_SPEC = REPO / "examples" / "articles.yaml"
 COLLECTION = "bench"
-INCREMENTAL_TARGET = 0.10
-MEMORY_TARGET = 1.5
+#: Re-run / first run: 0.05 on the embedded default (edge), 0.10 against a server.
+INCREMENTAL_TARGETS = {"--qdrant-path": 0.05, "--qdrant-url": 0.10}
+#: Peak RSS 50k / 5k: 1.15 into the embedded default (edge), 1.5 for the job alone.
+MEMORY_TARGETS = {"path": 1.15, "nostore": 1.5}
 
 
 Sample = tuple[float, float, float, int | None]
@@ -76,6 +79,8 @@ class CliRun:
     rss_samples: list[Sample]
     max_descendants: int
     stderr_tail: list[str]
+    #: the largest sampled anonymous RSS (heap, not mapped files) of the job's process
+    peak_anon_mb: float | None = None
 
     def brief(self) -> dict[str, Any]:
         """JSON-friendly view without the raw samples."""
@@ -220,6 +225,7 @@ def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
         pump.start()
     samples: list[Sample] = []
     max_desc = 0
+    max_anon = 0
     # A thread blocks in wait4 so that the end time is exact; polling would add up to
     # ``sample_s`` to every run, which matters for a run of a few seconds.
     exited = threading.Event()
@@ -234,6 +240,7 @@ def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
     while not exited.is_set():
         rss = _status_kb(proc.pid, "VmRSS")
         hwm = _status_kb(proc.pid, "VmHWM")
+        max_anon = max(max_anon, _status_kb(proc.pid, "RssAnon") or 0)
         if rss is not None and hwm is not None:
             kids = _descendants(proc.pid)
             max_desc = max(max_desc, len(kids))
@@ -257,6 +264,7 @@ def run_cli(args: list[str], *, sample_s: float = 0.25) -> CliRun:
         rss_samples=samples,
         max_descendants=max_desc,
         stderr_tail=[line for _, line in err[-15:]],
+        peak_anon_mb=round(max_anon / 1024, 1) if max_anon else None,
     )
     if run.returncode != 0:
         tail = "\n".join(run.stderr_tail)
@@ -527,8 +535,8 @@ def _incremental(
         "rerun_pipeline_s": s2.get("elapsed_s"),
         "pipeline_ratio": round(s2["elapsed_s"] / s1["elapsed_s"], 3),
         "startup_floor_s": floor,
-        "target": INCREMENTAL_TARGET,
-        "meets_target_wall": wall_ratio <= INCREMENTAL_TARGET,
+        "target": INCREMENTAL_TARGETS[target[0]],
+        "meets_target_wall": wall_ratio <= INCREMENTAL_TARGETS[target[0]],
         "checks": checks,
     }
 
@@ -574,7 +582,10 @@ def bench_memory(
         )
         print(f"memory: ingest {n:,} records ({mode} text, {sink}) ...", flush=True)
         run = run_cli(args)
-        print(f"  {run.wall_s} s, peak RSS {run.peak_rss_mb} MB", flush=True)
+        print(
+            f"  {run.wall_s} s, peak RSS {run.peak_rss_mb} MB (anonymous {run.peak_anon_mb} MB)",
+            flush=True,
+        )
         if run.summary.get("points_written") != n or run.summary.get("dead_letters"):
             raise RuntimeError(f"ingest of {n} ({sink}): {run.summary}")
         out = {**run.brief(), "n": n}
@@ -612,26 +623,30 @@ def bench_memory(
                     runs[n] = ingest(n, mode, sink, url)
         by_sink[sink] = runs
 
-    def ratio(runs: dict[int, dict[str, Any]]) -> float:
-        return round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
+    def ratio(runs: dict[int, dict[str, Any]], key: str = "peak_rss_mb") -> float:
+        high, low = runs[large].get(key), runs[small].get(key)
+        return round(high / low, 3) if high and low else float("nan")
 
     results["memory"] = {
         "spec": f"MiniLM dense + qdrant/bm25 on {texts[mode]!r}, --batch-size 256",
         "text": mode,
-        "target": MEMORY_TARGET,
         **({"discarded_full_text": discarded} if discarded else {}),
         "sinks": {
             sink: {
                 "runs": {str(n): r for n, r in runs.items()},
                 "peak_rss_ratio": ratio(runs),
-                "meets_target": ratio(runs) <= MEMORY_TARGET,
+                "peak_anon_ratio": ratio(runs, "peak_anon_mb"),
+                "target": MEMORY_TARGETS[sink],
+                "meets_target": ratio(runs) <= MEMORY_TARGETS[sink],
             }
             for sink, runs in by_sink.items()
         },
         "note": (
-            "path: embedded Qdrant (local mode) runs in the job's process and keeps every point "
-            "in memory as well as on disk, so its points count in the job's RSS. nostore: the "
-            "REST test server in its own process, storing nothing (not in the job's RSS)"
+            "path: the embedded Qdrant runs in the job's process, so what it keeps resident "
+            "counts in the job's RSS (edge: its memory-mapped segments and WAL, file pages; "
+            "local mode: every point on the heap). anonymous: the sampled peak of RssAnon, the "
+            "heap without mapped files. nostore: the REST test server in its own process, "
+            "storing nothing (not in the job's RSS)"
         ),
     }
 
@@ -704,7 +719,14 @@ def table(results: dict[str, Any]) -> str:
                 (
                     f"peak RSS ratio {int(large):,} / {int(small):,} ({sink}, {mem['text']} text)",
                     f"{part['peak_rss_ratio']:.3f}",
-                    f"<= {mem['target']}",
+                    f"<= {part['target']}",
+                )
+            )
+            rows.append(
+                (
+                    f"peak anonymous RSS ratio ({sink}: the heap, without mapped files)",
+                    f"{part['peak_anon_ratio']:.3f}",
+                    "",
                 )
             )
         if "discarded_full_text" in mem:

@@ -13,15 +13,13 @@ import difflib
 from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import (
-    DirectOptions,
-    FlinkRunnerOptions,
     PipelineOptions,
     StandardOptions,
-    WorkerOptions,
     _BeamArgumentParser,
 )
 
 from qdrant_beam.io.errors import SpecError
+from qdrant_beam.transforms.workers import runner_workers
 
 __all__ = [
     "INPUT_FORMATS",
@@ -223,19 +221,8 @@ def _check_runner(runner: str | None) -> None:
 
 def worker_count(options: PipelineOptions) -> int:
     """How many worker processes write at once: ``--worker-count``, else what the runner's own
-    options say (Dataflow's ``--max_num_workers`` or ``--num_workers``, Flink's and other
-    portable runners' ``--parallelism``, the direct runner's ``--direct_num_workers`` in
-    ``multi_processing`` mode), else 1. Each worker's windows are one share of the server's."""
+    options say (``runner_workers``). Each worker's windows are one share of the server's."""
     explicit = options.view_as(IngestOptions).worker_count
     if explicit:
         return max(1, int(explicit))
-    runner = str(options.view_as(StandardOptions).runner or "")
-    if "Dataflow" in runner:
-        workers = options.view_as(WorkerOptions)
-        return max(1, workers.max_num_workers or workers.num_workers or 1)
-    if any(name in runner for name in ("Flink", "Portable", "Spark")):
-        return max(1, options.view_as(FlinkRunnerOptions).parallelism or 1)
-    direct = options.view_as(DirectOptions)
-    if direct.direct_running_mode == "multi_processing":
-        return max(1, direct.direct_num_workers or 1)
-    return 1
+    return runner_workers(options)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
 from fakes.faults import Fault, Faults, FaultState
 from fakes.providers import ProviderServer
 from fakes.qdrant import QdrantTestServer
+from qdrant_client import models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 
 def _labels(state: FaultState, kind: str, n: int) -> list[str | None]:
@@ -121,3 +124,37 @@ def test_the_qdrant_fake_in_process() -> None:
         assert server.stats.faults == {"503": 1}
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("vector", "message"),
+    [
+        ({"a": [0.1, 0.2, 0.3]}, "Wrong input: Vector dimension error: expected dim: 4, got 3"),
+        ({"b": [0.1, 0.2, 0.3, 0.4]}, "Wrong input: Not existing vector name error: b"),
+        ({"s": [0.1, 0.2]}, "Wrong input: Wrong usage of sparse vectors"),
+        (
+            {"a": models.SparseVector(indices=[1], values=[0.5])},
+            "Wrong input: Wrong usage of sparse vectors",
+        ),
+    ],
+)
+def test_the_fake_refuses_points_with_qdrant_engines_own_message(
+    vector: dict[str, Any], message: str
+) -> None:
+    """What Qdrant's engine (qdrant-edge) says, not local mode's paraphrase; nothing is stored."""
+    with QdrantTestServer() as server:
+        client = server.client()
+        try:
+            client.create_collection(
+                "x",
+                vectors_config={"a": models.VectorParams(size=4, distance=models.Distance.COSINE)},
+                sparse_vectors_config={"s": models.SparseVectorParams()},
+            )
+            good = models.PointStruct(id=1, vector={"a": [0.1, 0.2, 0.3, 0.4]})
+            with pytest.raises(UnexpectedResponse) as refused:
+                client.upsert("x", [good, models.PointStruct(id=2, vector=vector)])
+            assert refused.value.status_code == 400
+            assert refused.value.structured()["status"]["error"] == message
+            assert client.count("x", exact=True).count == 0
+        finally:
+            client.close()

@@ -73,6 +73,8 @@ def test_one_worker_behaves_as_before(target: str) -> None:
     """One worker is told it is alone: the same window, the same run, event for event."""
     before = run(target, "before", 1, 60.0)
     after = run(target, "after", 1, 60.0)
+    settings = [row.pop("concurrency") for row in (before, after)]
+    assert settings[0] == {**settings[1], "workers": None}  # not told, and told 1
     for row in (before, after):
         row.pop("policy")
     assert before == after

@@ -13,12 +13,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.shared import Shared
 from qdrant_client import models
 
 from qdrant_beam.io.limiter import InFlight, Limiter
 from qdrant_beam.io.window import Concurrency
-from qdrant_beam.transforms.backends.providers import ProviderConfig
+from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 from qdrant_beam.transforms.backends.registry import InputKind
 from qdrant_beam.transforms.catalog import ModelCatalog
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
@@ -29,6 +30,7 @@ from qdrant_beam.transforms.metrics import EngineMetrics, RecordingMetrics
 from qdrant_beam.transforms.outputs import windowed
 from qdrant_beam.transforms.prepare import Preparation
 from qdrant_beam.transforms.store import ModelStore
+from qdrant_beam.transforms.workers import shared_with_workers
 
 __all__ = ["EmbedDoFn", "Inference", "LocalInference", "ServerInference", "StoreConfig"]
 
@@ -44,6 +46,17 @@ class StoreConfig(NamedTuple):
     embed_batch_size: int
     preload: tuple[tuple[str, InputKind, tuple[tuple[str, Any], ...]], ...]
     providers: tuple[tuple[str, ProviderConfig], ...] = ()
+
+    def with_runner_workers(self, options: PipelineOptions) -> StoreConfig:
+        """Every provider's window told the runner's worker count, where it names none
+        (``transforms.workers``): the workers together keep to the account's limits."""
+        given = dict(self.providers)
+        providers = []
+        for name in PROVIDERS:
+            config = given.get(name) or ProviderConfig()
+            shared = shared_with_workers(config.concurrency, options)
+            providers.append((name, config.model_copy(update={"concurrency": shared})))
+        return self._replace(providers=tuple(providers))
 
 
 class Inference(Protocol):

@@ -175,8 +175,13 @@ class ResolveInference(AnnotatedTransform):
         batches = self._batching.batches(
             pcoll, self._prepare, config.batch_size, config.batch_max_bytes
         )
+        inference = self._inference
+        if isinstance(inference, LocalInference):  # providers: the runner's worker count
+            inference = LocalInference(
+                self.store_config.with_runner_workers(pcoll.pipeline.options)
+            )
         outputs = batches | "Embed" >> beam.ParDo(
-            EmbedDoFn(self._prepare, self._inference, self._shared, config.batches_in_flight)
+            EmbedDoFn(self._prepare, inference, self._shared, config.batches_in_flight)
         ).with_outputs(DEAD_LETTERS, main="points")
         return InferenceOutputs(outputs.points, outputs[DEAD_LETTERS])
 

@@ -5,10 +5,10 @@ The sink's upserts, the provider requests and the reindex lookups each take a
 ``Concurrency``; a fixed limit is ``Concurrency.fixed(n)``.
 
 Many workers, one server: each worker has its own window and nothing coordinates them, so
-the settings can say how many workers share the server (``workers``, from the runner's
-worker count) and, as a hint, how many requests all of them together may have in flight
-(``total``): ``Concurrency(total=32).for_workers(64)`` caps each worker at 0.5. Such a
-shared window
+the settings can say how many workers share the server (``workers``; left unset, the Beam
+transforms take it from the runner's options) and, as a hint, how many requests all of them
+together may have in flight (``total``): ``Concurrency(total=32).for_workers(64)`` caps each
+worker at 0.5. Such a shared window
 
 - may go below one request in flight, down to ``minimum / workers``: the ``Limiter`` then
   paces the sends (a value of 0.25 sends one request per four request-times);
@@ -19,7 +19,7 @@ shared window
   bounded share of their requests rather than by one request per worker;
 - shrinks at most once per request-time (see ``pacing``).
 
-One worker (``workers=1`` and no ``total``, the default) moves exactly as before.
+One worker (``workers`` unset or 1, and no ``total``) moves exactly as before.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Concurrency:
     ``maximum`` (additive increase on success, multiplicative decrease on throttling).
 
     ``workers`` (how many workers share the server, this one included: set it with
-    ``for_workers``) and ``total`` (a hint: at most this many requests in flight for all of
+    ``for_workers``; ``None``: not said, so one, until a transform applies the runner's
+    count) and ``total`` (a hint: at most this many requests in flight for all of
     them together) are for many workers against one server; see the module's
     documentation. By default the window is one worker's, as it always was.
 
@@ -62,7 +63,7 @@ class Concurrency:
     minimum: int = 1
     maximum: int = 8
     total: int | None = None
-    workers: int = 1
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.initial <= self.maximum:
@@ -72,7 +73,7 @@ class Concurrency:
             )
         if self.total is not None and self.total < 1:
             raise SpecError(f"concurrency total must be >= 1, got {self.total}")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise SpecError(f"concurrency workers must be >= 1, got {self.workers}")
 
     @classmethod
@@ -86,12 +87,17 @@ class Concurrency:
     @property
     def is_shared(self) -> bool:
         """Set for many workers: the window may go below ``minimum``, and is paced there."""
-        return (self.workers > 1 or self.total is not None) and not self.is_fixed
+        return (self.sharers > 1 or self.total is not None) and not self.is_fixed
+
+    @property
+    def sharers(self) -> int:
+        """How many workers share the server (1 when not said)."""
+        return self.workers or 1
 
     @property
     def share(self) -> float | None:
         """This worker's part of ``total`` (``total / workers``), if a total is given."""
-        return None if self.total is None else self.total / self.workers
+        return None if self.total is None else self.total / self.sharers
 
     def for_workers(self, workers: int) -> Concurrency:
         """These settings for one of ``workers`` workers sharing the server (at least 1):
@@ -104,12 +110,12 @@ class Concurrency:
         ceiling = float(self.maximum)
         if self.share is not None:
             ceiling = min(ceiling, self.share)
-        floor = min(ceiling, self.minimum / self.workers)
+        floor = min(ceiling, self.minimum / self.sharers)
         return AimdWindow(
             minimum=self.minimum,
             maximum=self.maximum,
             # The workers together start where one worker would, and find the rest.
-            initial=min(ceiling, max(floor, self.initial / self.workers)),
+            initial=min(ceiling, max(floor, self.initial / self.sharers)),
             floor=floor,
             ceiling=ceiling,
             growth=SHARED_GROWTH,

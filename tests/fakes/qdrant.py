@@ -33,6 +33,7 @@ API (thread-safe; the lifecycle, faults, concurrency and log are ``fakes.http.Lo
         .stats -> Stats (a snapshot)   .reset_stats() (also clears the request log)
         .requests -> list[RequestRecord]   .payload_indexes -> {collection: {field: schema}}
         .local -> the backing QdrantClient (local mode); use it under ``with server.lock:``
+        .engine -> fakes.qdrant_engine.EngineCheck: Qdrant's engine checks upserted points
         .client(**kwargs) -> QdrantClient(url=..., check_compatibility=False, api_key=...)
 
 Faults (see ``fakes.faults``): the request kinds are ``KINDS`` (route names such as
@@ -151,6 +152,7 @@ from .qdrant_api import (
     jsonable,
     match_route,
 )
+from .qdrant_engine import EngineCheck
 
 __all__ = [
     "KINDS",
@@ -274,6 +276,11 @@ class QdrantTestServer(LoopbackServer):
     def lock(self) -> Any:
         """Guards ``local`` (an ``RLock``)."""
         return self.backend.lock
+
+    @property
+    def engine(self) -> EngineCheck | None:
+        """Qdrant's engine, checking upserted points (``None`` when not storing)."""
+        return self.backend.engine
 
     @property
     def version(self) -> str:

@@ -1,9 +1,10 @@
 """Qdrant's REST endpoints for the fake (``fakes.qdrant``): the routing table and the handlers.
 
 Bodies are parsed into qdrant-client's own pydantic models and executed on a local-mode
-``QdrantClient`` under one lock (``QdrantBackend.lock``).  Errors are raised as ``HttpError``
-with Qdrant's messages: 400 for bad input (``"Wrong input: Vector dimension error: expected dim:
-4, got 3 for vector 'a'"``, ``"Format error in JSON body: ..."``), 404 for a missing collection
+``QdrantClient`` under one lock (``QdrantBackend.lock``); upserted points are first checked by
+Qdrant's engine (``fakes.qdrant_engine``).  Errors are raised as ``HttpError`` with Qdrant's
+messages: 400 for bad input (``"Wrong input: Vector dimension error: expected dim: 4, got 3"``,
+``"Format error in JSON body: ..."``), 404 for a missing collection
 (``"Not found: Collection `x` doesn't exist!"``), 409 for an existing one.  The gRPC fake maps
 the same errors to status codes (``backend_error``).
 """
@@ -21,6 +22,8 @@ from typing import Any, Protocol
 import pydantic
 import pydantic_core
 from qdrant_client import QdrantClient, models
+
+from .qdrant_engine import EngineCheck
 
 __all__ = ["KINDS", "HttpError", "QdrantBackend", "backend_error", "default_version", "match_route"]
 
@@ -160,6 +163,7 @@ class QdrantBackend:
         self.inference = inference
         self.lock = threading.RLock()
         self.local = QdrantClient(path=path) if path else QdrantClient(location=":memory:")
+        self.engine = EngineCheck() if store else None
         self._created: dict[str, models.CreateCollection] = {}
         self._indexes: dict[str, dict[str, Any]] = {}
         self._op_lock = threading.Lock()
@@ -170,12 +174,16 @@ class QdrantBackend:
         with self.lock:
             for description in self.local.get_collections().collections:
                 self.local.delete_collection(description.name)
+                if self.engine is not None:
+                    self.engine.drop(description.name)
             self._created.clear()
             self._indexes.clear()
 
     def close(self) -> None:
         with self.lock:
             self.local.close()
+            if self.engine is not None:
+                self.engine.close()
 
     @property
     def payload_indexes(self) -> dict[str, dict[str, Any]]:
@@ -299,6 +307,8 @@ class QdrantBackend:
             )
             self._created[name] = cc
             self._indexes[name] = {}
+            if self.engine is not None:
+                self.engine.create(name, cc.vectors, cc.sparse_vectors)
         return True
 
     def _api_update_collection(self, rec: Any, g: dict[str, str], body: bytes) -> Any:
@@ -314,6 +324,8 @@ class QdrantBackend:
     def _api_delete_collection(self, rec: Any, g: dict[str, str], body: bytes) -> Any:
         with self.lock:
             existed = self.local.delete_collection(g["c"])
+            if self.engine is not None:
+                self.engine.drop(g["c"])
             self._created.pop(g["c"], None)
             self._indexes.pop(g["c"], None)
         return existed
@@ -348,6 +360,10 @@ class QdrantBackend:
         try:
             with self.lock:
                 self._require_collection(name)
+                if self.engine is not None and (
+                    refused := self.engine.check(self._alias_target(name), points)
+                ):
+                    raise HttpError(400, refused)
                 self.local.upsert(
                     name,
                     points=points,

@@ -56,10 +56,10 @@ Served RPCs (everything else answers UNIMPLEMENTED, as the generated servicers d
     qdrant.Points/{Upsert, Get, Count, Scroll, Delete, CreateFieldIndex}
 
 Backend errors are answered as Qdrant does (``StorageError`` -> ``tonic::Status``):
-INVALID_ARGUMENT ``"Wrong input: Vector dimension error: expected dim: 8, got 7 for vector
-'dense'"``, NOT_FOUND ``"Not found: Collection `x` doesn't exist!"``, ALREADY_EXISTS for an
-existing collection, INTERNAL for anything unexpected (also kept in ``stats.errors``). A
-rejected upsert stores nothing (local mode validates the whole batch first).
+INVALID_ARGUMENT ``"Wrong input: Vector dimension error: expected dim: 8, got 7"`` (Qdrant's
+engine's message, ``fakes.qdrant_engine``), NOT_FOUND ``"Not found: Collection `x` doesn't
+exist!"``, ALREADY_EXISTS for an existing collection, INTERNAL for anything unexpected (also
+kept in ``stats.errors``). A rejected upsert stores nothing.
 
 Notes on qdrant-client 1.20 with ``prefer_grpc=True`` (checked by tests/test_grpc_sink.py):
 
@@ -92,6 +92,7 @@ from qdrant_client.conversions.conversion import GrpcToRest, RestToGrpc
 
 from .qdrant import QdrantTestServer
 from .qdrant_api import backend_error, default_version
+from .qdrant_engine import EngineCheck
 
 __all__ = ["GrpcFault", "GrpcStats", "QdrantGrpcTestServer"]
 
@@ -197,10 +198,12 @@ class QdrantGrpcTestServer:
         if backend is not None:
             self.local: QdrantClient = backend.local
             self.lock: Any = backend.lock
+            self.engine: EngineCheck | None = backend.engine
             self._owns_local = False
         else:
             self.local = QdrantClient(location=":memory:")
             self.lock = threading.RLock()
+            self.engine = EngineCheck()
             self._owns_local = True
         self._stats_lock = threading.Lock()
         self._stats = GrpcStats()
@@ -249,6 +252,8 @@ class QdrantGrpcTestServer:
         if self._owns_local:
             with self.lock:
                 self.local.close()
+                if self.engine is not None:
+                    self.engine.close()
 
     def __enter__(self) -> QdrantGrpcTestServer:
         return self.start()
@@ -466,6 +471,8 @@ class _Collections(pb.CollectionsServicer):
                     sparse_vectors_config=sparse,
                     metadata=metadata,
                 )
+                if app.engine is not None:
+                    app.engine.create(request.collection_name, vectors, sparse)
             return pb.CollectionOperationResponse(result=True)
 
         return app._serve("Collections/Create", context, handler)
@@ -476,6 +483,8 @@ class _Collections(pb.CollectionsServicer):
         def handler() -> Any:
             with app.lock:
                 existed = app.local.delete_collection(request.collection_name)
+                if app.engine is not None:
+                    app.engine.drop(request.collection_name)
             return pb.CollectionOperationResponse(result=bool(existed))
 
         return app._serve("Collections/Delete", context, handler)
@@ -494,6 +503,10 @@ class _Points(pb.PointsServicer):
             update_mode = _opt(request, "update_mode", GrpcToRest.convert_update_mode)
             try:
                 with app._collection(request.collection_name):
+                    if app.engine is not None and (
+                        refused := app.engine.check(request.collection_name, points)
+                    ):
+                        raise _Abort(StatusCode.INVALID_ARGUMENT, refused)
                     app.local.upsert(
                         request.collection_name,
                         points=points,
