@@ -109,13 +109,17 @@ def _is_local(options: PipelineOptions) -> bool:
 
 
 def shared_providers(spec: PointsSpec, workers: int) -> dict[str, ProviderConfig]:
-    """Every provider's settings with its window told how many workers share the account."""
-    return {
-        name: config.model_copy(update={"concurrency": config.concurrency.for_workers(workers)})
-        for name, config in (
-            (name, spec.providers.get(name) or ProviderConfig()) for name in PROVIDERS
-        )
-    }
+    """Every provider's settings with its window told how many workers share the account,
+    unless the spec names a count (``providers.<name>.concurrency.workers``)."""
+    shared = {}
+    for name in PROVIDERS:
+        config = spec.providers.get(name) or ProviderConfig()
+        if config.concurrency.workers is None:
+            config = config.model_copy(
+                update={"concurrency": config.concurrency.for_workers(workers)}
+            )
+        shared[name] = config
+    return shared
 
 
 def _written_points(batch: WriteBatchResult) -> int:

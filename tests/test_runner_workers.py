@@ -12,6 +12,7 @@ from apache_beam.pipeline import PipelineVisitor
 
 from qdrant_beam import EmbedPoints, QdrantTarget, WriteToQdrant, load_spec
 from qdrant_beam.io.window import Concurrency
+from qdrant_beam.pipelines.jobs import shared_providers
 from qdrant_beam.pipelines.options import job_options, worker_count
 from qdrant_beam.transforms.workers import runner_workers, shared_with_workers
 
@@ -87,3 +88,17 @@ def test_embed_points_tells_every_provider_the_runners_worker_count() -> None:
     assert providers["openai"].concurrency.workers == 3
     assert providers["cohere"].concurrency.workers == 2  # named in the spec: kept
     assert providers["cohere"].concurrency.maximum == 4
+
+
+def test_the_cli_tells_providers_its_worker_count_unless_the_spec_names_one() -> None:
+    spec = load_spec(
+        {
+            "collection": "docs",
+            "id": "{id}",
+            "vectors": {"dense": {"text": "{text}", "model": "openai/text-embedding-3-small"}},
+            "providers": {"cohere": {"concurrency": {"workers": 2}}},
+        }
+    )
+    shared = shared_providers(spec, 48)
+    assert shared["openai"].concurrency.workers == 48
+    assert shared["cohere"].concurrency.workers == 2
