@@ -223,6 +223,8 @@ def worker_count(options: PipelineOptions) -> int:
     """How many worker processes write at once: ``--worker-count``, else what the runner's own
     options say (``runner_workers``). Each worker's windows are one share of the server's."""
     explicit = options.view_as(IngestOptions).worker_count
-    if explicit:
-        return max(1, int(explicit))
-    return runner_workers(options)
+    if explicit is None:
+        return runner_workers(options)
+    if explicit < 1:
+        raise UsageError(f"--worker-count must be at least 1, got {explicit}")
+    return int(explicit)

@@ -13,7 +13,7 @@ from apache_beam.pipeline import PipelineVisitor
 from qdrant_beam import EmbedPoints, QdrantTarget, WriteToQdrant, load_spec
 from qdrant_beam.io.window import Concurrency
 from qdrant_beam.pipelines.jobs import shared_providers
-from qdrant_beam.pipelines.options import job_options, worker_count
+from qdrant_beam.pipelines.options import UsageError, job_options, worker_count
 from qdrant_beam.transforms.workers import runner_workers, shared_with_workers
 
 MULTI = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
@@ -40,6 +40,8 @@ def test_worker_count_option_overrides_the_runner() -> None:
     base = ["--spec=s.yaml", "--input=i.jsonl", "--runner=FlinkRunner", "--parallelism=16"]
     assert worker_count(job_options("ingest", base)) == 16
     assert worker_count(job_options("ingest", [*base, "--worker-count=48"])) == 48
+    with pytest.raises(UsageError, match="--worker-count must be at least 1, got 0"):
+        worker_count(job_options("ingest", [*base, "--worker-count=0"]))
 
 
 def test_settings_that_name_a_count_keep_it() -> None:
