@@ -40,7 +40,7 @@ from qdrant_beam.transforms.chunk_points import ChunkGroup
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
 from qdrant_beam.transforms.outputs import AnnotatedTransform, windowed
 from qdrant_beam.transforms.spec import PointsSpec, problems
-from qdrant_beam.transforms.workers import shared_with_workers
+from qdrant_beam.transforms.workers import runner_workers, shared_with_workers
 
 __all__ = ["METRICS_NAMESPACE", "WriteBatchResult", "WriteConfig", "WriteOutputs", "WriteToQdrant"]
 
@@ -352,7 +352,7 @@ class WriteToQdrant(AnnotatedTransform):
         self._target.check_runner(options)
         self.collection_status = self.prepare_collection()
         config = self._config
-        shared = shared_with_workers(config.concurrency, options)
+        shared = shared_with_workers(config.concurrency, runner_workers(options))
         if shared != config.concurrency:  # the runner's worker count, unless one was given
             config = config.model_copy(update={"concurrency": shared})
         per_byte = config.upsert_batch_size / config.upsert_max_bytes

@@ -38,11 +38,11 @@ from qdrant_beam.pipelines.summary import (
     ProgressTap,
     summarize,
 )
-from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 from qdrant_beam.transforms.embed_points import EmbedPoints
 from qdrant_beam.transforms.prepare import FromHashedRecords
 from qdrant_beam.transforms.resolve import ResolveInference
 from qdrant_beam.transforms.spec import PointsSpec, load_spec
+from qdrant_beam.transforms.workers import shared_providers
 
 __all__ = ["JobResult", "load_job_spec", "run_ingest", "run_reindex", "target_from_options"]
 
@@ -108,20 +108,6 @@ def _is_local(options: PipelineOptions) -> bool:
     return runner is None or str(runner).split(".")[-1] in _LOCAL_RUNNERS
 
 
-def shared_providers(spec: PointsSpec, workers: int) -> dict[str, ProviderConfig]:
-    """Every provider's settings with its window told how many workers share the account,
-    unless the spec names a count (``providers.<name>.concurrency.workers``)."""
-    shared = {}
-    for name in PROVIDERS:
-        config = spec.providers.get(name) or ProviderConfig()
-        if config.concurrency.workers is None:
-            config = config.model_copy(
-                update={"concurrency": config.concurrency.for_workers(workers)}
-            )
-        shared[name] = config
-    return shared
-
-
 def _written_points(batch: WriteBatchResult) -> int:
     return len(batch.ids)
 
@@ -149,7 +135,7 @@ def _build(
     records = read.records | "ProgressRead" >> beam.ParDo(ProgressTap(job, "read"))
     workers = worker_count(pipeline.options)
     resolve_kwargs: dict[str, Any] = {
-        "providers": shared_providers(spec, workers),
+        "providers": shared_providers(spec.providers, workers),
         "batch_size": opts.batch_size,
         "embed_batch_size": opts.embed_batch_size,
         "cache_size": opts.cache_size,

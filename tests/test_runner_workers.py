@@ -12,9 +12,8 @@ from apache_beam.pipeline import PipelineVisitor
 
 from qdrant_beam import EmbedPoints, QdrantTarget, WriteToQdrant, load_spec
 from qdrant_beam.io.window import Concurrency
-from qdrant_beam.pipelines.jobs import shared_providers
 from qdrant_beam.pipelines.options import UsageError, job_options, worker_count
-from qdrant_beam.transforms.workers import runner_workers, shared_with_workers
+from qdrant_beam.transforms.workers import runner_workers, shared_providers, shared_with_workers
 
 MULTI = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
 
@@ -45,10 +44,9 @@ def test_worker_count_option_overrides_the_runner() -> None:
 
 
 def test_settings_that_name_a_count_keep_it() -> None:
-    options = PipelineOptions(["--runner=FlinkRunner", "--parallelism=16"])
-    assert shared_with_workers(Concurrency(), options).workers == 16
-    assert shared_with_workers(Concurrency().for_workers(4), options).workers == 4
-    assert shared_with_workers(Concurrency(total=32), options).share == 2.0
+    assert shared_with_workers(Concurrency(), 16).workers == 16
+    assert shared_with_workers(Concurrency().for_workers(4), 16).workers == 4
+    assert shared_with_workers(Concurrency(total=32), 16).share == 2.0
 
 
 def _dofns(pipeline: beam.Pipeline) -> list[Any]:
@@ -101,6 +99,6 @@ def test_the_cli_tells_providers_its_worker_count_unless_the_spec_names_one() ->
             "providers": {"cohere": {"concurrency": {"workers": 2}}},
         }
     )
-    shared = shared_providers(spec, 48)
+    shared = shared_providers(spec.providers, 48)
     assert shared["openai"].concurrency.workers == 48
     assert shared["cohere"].concurrency.workers == 2

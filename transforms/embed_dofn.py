@@ -19,7 +19,7 @@ from qdrant_client import models
 
 from qdrant_beam.io.limiter import InFlight, Limiter
 from qdrant_beam.io.window import Concurrency
-from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
+from qdrant_beam.transforms.backends.providers import ProviderConfig
 from qdrant_beam.transforms.backends.registry import InputKind
 from qdrant_beam.transforms.catalog import ModelCatalog
 from qdrant_beam.transforms.dead_letters import DEAD_LETTERS, FailedRecord, Stage
@@ -30,7 +30,7 @@ from qdrant_beam.transforms.metrics import EngineMetrics, RecordingMetrics
 from qdrant_beam.transforms.outputs import windowed
 from qdrant_beam.transforms.prepare import Preparation
 from qdrant_beam.transforms.store import ModelStore
-from qdrant_beam.transforms.workers import shared_with_workers
+from qdrant_beam.transforms.workers import runner_workers, shared_providers
 
 __all__ = ["EmbedDoFn", "Inference", "LocalInference", "ServerInference", "StoreConfig"]
 
@@ -50,13 +50,8 @@ class StoreConfig(NamedTuple):
     def with_runner_workers(self, options: PipelineOptions) -> StoreConfig:
         """Every provider's window told the runner's worker count, where it names none
         (``transforms.workers``): the workers together keep to the account's limits."""
-        given = dict(self.providers)
-        providers = []
-        for name in PROVIDERS:
-            config = given.get(name) or ProviderConfig()
-            shared = shared_with_workers(config.concurrency, options)
-            providers.append((name, config.model_copy(update={"concurrency": shared})))
-        return self._replace(providers=tuple(providers))
+        shared = shared_providers(dict(self.providers), runner_workers(options))
+        return self._replace(providers=tuple(shared.items()))
 
 
 class Inference(Protocol):

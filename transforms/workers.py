@@ -9,6 +9,8 @@ CLI's ``--worker-count``) are kept.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from apache_beam.options.pipeline_options import (
     DirectOptions,
     FlinkRunnerOptions,
@@ -18,8 +20,9 @@ from apache_beam.options.pipeline_options import (
 )
 
 from qdrant_beam.io.window import Concurrency
+from qdrant_beam.transforms.backends.providers import PROVIDERS, ProviderConfig
 
-__all__ = ["runner_workers", "shared_with_workers"]
+__all__ = ["runner_workers", "shared_providers", "shared_with_workers"]
 
 
 def runner_workers(options: PipelineOptions) -> int:
@@ -39,8 +42,23 @@ def runner_workers(options: PipelineOptions) -> int:
     return 1
 
 
-def shared_with_workers(concurrency: Concurrency, options: PipelineOptions) -> Concurrency:
-    """``concurrency`` as it is when it names its worker count, else told the runner's."""
+def shared_with_workers(concurrency: Concurrency, workers: int) -> Concurrency:
+    """``concurrency`` as it is when it names its worker count, else told ``workers``."""
     if concurrency.workers is not None:
         return concurrency
-    return concurrency.for_workers(runner_workers(options))
+    return concurrency.for_workers(workers)
+
+
+def shared_providers(
+    providers: Mapping[str, ProviderConfig], workers: int
+) -> dict[str, ProviderConfig]:
+    """Every provider's settings (the defaults for those not given), each window told
+    ``workers`` unless it names its own count."""
+    shared = {}
+    for name in PROVIDERS:
+        config = providers.get(name) or ProviderConfig()
+        concurrency = shared_with_workers(config.concurrency, workers)
+        if concurrency != config.concurrency:
+            config = config.model_copy(update={"concurrency": concurrency})
+        shared[name] = config
+    return shared
