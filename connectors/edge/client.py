@@ -9,6 +9,10 @@ the engine's own message, so the sink bisects the batch and the rest of it lands
 another process has open is refused with a clear error (edge locks its WAL).
 
 Thread-safe: edge serialises calls itself; opening and closing shards is locked here.
+
+Memory: edge writes through shared memory maps, so the pages of every point written would stay
+in the job's RSS until the shard closes; every few thousand points upserted they are
+handed back to the kernel (``residency.py``), and the job's RSS stays flat as the store grows.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from qdrant_client import models
 
 from qdrant_beam.connectors.edge import convert
 from qdrant_beam.connectors.edge.folder import Manifest, kind
+from qdrant_beam.connectors.edge.residency import PageRelease
 from qdrant_beam.connectors.qdrant_errors import RejectedPoints
 from qdrant_beam.io.errors import SpecError
 
@@ -45,7 +50,9 @@ _INPUT_ERRORS = (
 class EdgeClient:
     """A folder of edge shards, spoken to like a ``QdrantClient``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, release_every: int = 4096) -> None:
+        """``release_every``: points upserted between two hand-backs of the pages written
+        (``residency.py``); 0: never."""
         self.path = Path(path)
         found = kind(self.path)
         if found == "local":
@@ -63,6 +70,7 @@ class EdgeClient:
         self._manifest.create()
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self.pages = PageRelease(self.path, release_every)
 
     def __repr__(self) -> str:
         return f"EdgeClient({str(self.path)!r})"
@@ -212,6 +220,7 @@ class EdgeClient:
         converted = [convert.edge_point(p) for p in points]
         with _engine_errors("upsert"):
             shard.update(edge.UpdateOperation.upsert_points(converted))
+        self.pages.wrote(len(converted))
         return SimpleNamespace(status="completed")
 
     def retrieve(
