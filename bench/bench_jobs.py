@@ -57,8 +57,16 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_DIR = REPO / "models" / "all-MiniLM-L6-v2"
 EXAMPLE_SPEC = REPO / "examples" / "articles.yaml"
 COLLECTION = "bench"
-#: Re-run / first run: 0.05 on the embedded default (edge), 0.10 against a server.
+#: Re-run / first run: 0.05 on the embedded default (edge) with article-length records, 0.10
+#: against a server or for one-gloss records (there the fixed start-up weighs most).
 INCREMENTAL_TARGETS = {"--qdrant-path": 0.05, "--qdrant-url": 0.10}
+INCREMENTAL_TARGET_SHORT = 0.10
+
+
+def incremental_target(sink: str, shape: str) -> float:
+    return INCREMENTAL_TARGETS[sink] if shape == "articles" else INCREMENTAL_TARGET_SHORT
+
+
 #: Peak RSS 50k / 5k: 1.15 into the embedded default (edge), 1.5 for the job alone.
 MEMORY_TARGETS = {"path": 1.15, "nostore": 1.5}
 
@@ -535,8 +543,8 @@ def _incremental(
         "rerun_pipeline_s": s2.get("elapsed_s"),
         "pipeline_ratio": round(s2["elapsed_s"] / s1["elapsed_s"], 3),
         "startup_floor_s": floor,
-        "target": INCREMENTAL_TARGETS[target[0]],
-        "meets_target_wall": wall_ratio <= INCREMENTAL_TARGETS[target[0]],
+        "target": incremental_target(target[0], shape),
+        "meets_target_wall": wall_ratio <= incremental_target(target[0], shape),
         "checks": checks,
     }
 
