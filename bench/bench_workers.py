@@ -90,6 +90,11 @@ def lognormal(rng: random.Random, median: float, sigma: float) -> float:
     return rng.lognormvariate(math.log(median), sigma)
 
 
+def lognormal_mean(median: float, sigma: float) -> float:
+    """The mean of a lognormal service time given its median: both models draw from one."""
+    return median * math.exp(sigma**2 / 2)
+
+
 @dataclasses.dataclass(frozen=True)
 class QdrantModel:
     """At most ``cap`` upserts at once; the others are refused at once (503, or 429)."""
@@ -104,7 +109,7 @@ class QdrantModel:
 
     @property
     def mean_service_s(self) -> float:
-        return self.service_median_s * math.exp(self.service_sigma**2 / 2)
+        return lognormal_mean(self.service_median_s, self.service_sigma)
 
     @property
     def capacity_per_s(self) -> float:
@@ -140,7 +145,7 @@ class ProviderModel:
 
     @property
     def mean_service_s(self) -> float:
-        return self.service_median_s * math.exp(self.service_sigma**2 / 2)
+        return lognormal_mean(self.service_median_s, self.service_sigma)
 
     @property
     def capacity_per_s(self) -> float:
