@@ -117,6 +117,19 @@ def counter(result: Any, name: str, namespace: str | None = None) -> int:
     return sum(c.committed for c in result.metrics().query(flt)["counters"])
 
 
+class Listener:
+    """A retry listener (``qdrant_beam.io.retry.RetryListener``) that records what it heard."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_success(self) -> None:
+        self.events.append("success")
+
+    def on_throttle(self) -> None:
+        self.events.append("throttle")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,22 +8,12 @@ import threading
 from typing import Any
 
 import pytest
+from conftest import Listener
 
 from qdrant_beam.io import AimdWindow, Concurrency, FakeClock, Limiter, Pacer, Retrying
 from qdrant_beam.io.errors import InvalidRecord, RateLimited, SpecError, Unavailable
 from qdrant_beam.io.retry import RetryPolicy
 from qdrant_beam.io.window import SHARED_GROWTH
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def on_success(self) -> None:
-        self.events.append("success")
-
-    def on_throttle(self) -> None:
-        self.events.append("throttle")
 
 
 def classic(size: float, success: bool) -> float:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Listener
 from fakes.qdrant import Fault, Faults, QdrantTestServer
 from qdrant_client import models
 
@@ -61,17 +62,6 @@ def mock_client(server: QdrantTestServer) -> Iterator[Any]:
     SCHEMA.create(client)
     yield client
     client.close()
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def on_success(self) -> None:
-        self.events.append("success")
-
-    def on_throttle(self) -> None:
-        self.events.append("throttle")
 
 
 def writer(client: Any, clock: FakeClock, **policy: Any) -> tuple[RetryingWriter, Listener]:
